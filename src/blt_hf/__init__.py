@@ -1,0 +1,40 @@
+"""blt_hf: the Byte Latent Transformer for Hugging Face transformers, with fast decoders.
+
+Importing the package registers `FastBltConfig` ("fast_blt"), `FastBltModel`,
+`FastBltForCausalLM` and `FastBltTokenizer` with the Auto classes, so a saved directory
+reloads offline through `AutoConfig` / `AutoModel(ForCausalLM)` / `AutoTokenizer`.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+from .configuration_fast_blt import (
+    FastBltConfig,
+    FastBltGlobalTransformerConfig,
+    FastBltLocalDecoderConfig,
+    FastBltLocalEncoderConfig,
+    FastBltPatcherConfig,
+)
+from .convert import convert_checkpoint, export_to_transformers_blt, fast_blt_config_from_blt
+from .modeling_fast_blt import FastBltForCausalLM, FastBltModel, FastBltPreTrainedModel
+from .tokenization_fast_blt import FastBltTokenizer
+
+AutoConfig.register(FastBltConfig.model_type, FastBltConfig)
+AutoModel.register(FastBltConfig, FastBltModel)
+AutoModelForCausalLM.register(FastBltConfig, FastBltForCausalLM)
+AutoTokenizer.register(FastBltConfig, tokenizer_class=FastBltTokenizer)
+
+__version__ = "0.1.0"
+__all__ = [
+    "FastBltConfig",
+    "FastBltPatcherConfig",
+    "FastBltLocalEncoderConfig",
+    "FastBltGlobalTransformerConfig",
+    "FastBltLocalDecoderConfig",
+    "FastBltPreTrainedModel",
+    "FastBltModel",
+    "FastBltForCausalLM",
+    "FastBltTokenizer",
+    "convert_checkpoint",
+    "export_to_transformers_blt",
+    "fast_blt_config_from_blt",
+]

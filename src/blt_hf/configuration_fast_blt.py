@@ -1,0 +1,204 @@
+"""Configuration of the Fast Byte Latent Transformer.
+
+One strict-dataclass sub-config per component (entropy patcher, local encoder, global
+transformer, local decoder), field-for-field the same as transformers' `BltConfig` so that a
+checkpoint written by `BltForCausalLM` converts by renaming `model_type` only. The top config
+adds the special-token ids of the byte vocabulary (PAD 0, BOS 1, EOS 2, MASK 3, byte b -> b+4)
+and `diffusion_block_size` (B of BLT-D; 0 = a plain BLT). Every invalid value raises a
+`ValueError` that names the field. Decoding knobs live in `GenerationConfig`, not here.
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+_ROPE_DEFAULT = {"rope_type": "default", "rope_theta": 500000.0}
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@strict
+class FastBltStackConfig(PreTrainedConfig):
+    """Fields shared by every transformer stack (RMSNorm, SwiGLU, RoPE blocks)."""
+
+    model_type = "fast_blt_stack"
+    default_theta = 500000.0
+
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    num_key_value_heads: int | None = None
+    num_hidden_layers: int = 2
+    intermediate_size: int | None = None
+    rms_norm_eps: float = 1e-5
+    dropout: float | int | None = 0.0
+    max_position_embeddings: int = 8192
+    rope_parameters: dict | None = None
+    hidden_act: str = "silu"
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
+        self.intermediate_size = self.intermediate_size or int(8 * self.hidden_size / 3)
+        self.rope_parameters = {**_ROPE_DEFAULT, **(self.rope_parameters or {})}
+        kwargs.pop("head_dim", None)  # derived; older files store it
+        super().__post_init__(**kwargs)
+        self.head_dim = self.hidden_size // self.num_attention_heads
+
+    def validate_rope(self):
+        # Runs before transformers' own RoPE check so that a bad width is reported by its field name.
+        name = self.model_type
+        for field in ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers",
+                      "intermediate_size", "max_position_embeddings"):
+            value = getattr(self, field)
+            _require(value > 0, f"{name}.{field} must be a positive integer, got {value}")
+        _require(self.hidden_size % self.num_attention_heads == 0,
+                 f"{name}.hidden_size ({self.hidden_size}) must be divisible by "
+                 f"{name}.num_attention_heads ({self.num_attention_heads})")
+        _require(self.num_attention_heads % self.num_key_value_heads == 0,
+                 f"{name}.num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                 f"{name}.num_key_value_heads ({self.num_key_value_heads})")
+        _require((self.hidden_size // self.num_attention_heads) % 2 == 0,
+                 f"{name}: head dim hidden_size/num_attention_heads must be even for RoPE")
+        _require(self.rms_norm_eps > 0, f"{name}.rms_norm_eps must be > 0, got {self.rms_norm_eps}")
+        _require(0 <= (self.dropout or 0) < 1, f"{name}.dropout must be in [0, 1), got {self.dropout}")
+        _require(self.rope_parameters.get("rope_type") == "default",
+                 f"{name}.rope_parameters: only rope_type 'default' is supported, got {self.rope_parameters}")
+        _require(self.hidden_act == "silu", f"{name}.hidden_act must be 'silu' (SwiGLU), got {self.hidden_act!r}")
+        super().validate_rope()
+
+
+@strict
+class FastBltPatcherConfig(FastBltStackConfig):
+    """The entropy model: a small causal byte LM whose next-byte entropy places patch boundaries."""
+
+    model_type = "fast_blt_patcher"
+    vocab_size: int = 260
+    sliding_window: int | None = 512
+
+
+@strict
+class FastBltLocalEncoderConfig(FastBltStackConfig):
+    """Byte layers + hash n-gram embeddings + cross-attention pooling of bytes into patches."""
+
+    model_type = "fast_blt_local_encoder"
+    vocab_size: int = 260
+    num_hidden_layers: int = 1
+    cross_attn_all_layers: bool | None = False
+    cross_attn_k: int | None = 2
+    hidden_size_global: int | None = None
+    sliding_window: int | None = None
+
+
+@strict
+class FastBltGlobalTransformerConfig(FastBltStackConfig):
+    """Causal transformer over patch latents (the expensive part)."""
+
+    model_type = "fast_blt_global_transformer"
+    hidden_size: int = 512
+    num_hidden_layers: int = 4
+    encoder_cross_output_size: int | None = None
+
+
+@strict
+class FastBltLocalDecoderConfig(FastBltStackConfig):
+    """Byte layers, each preceded by cross-attention from bytes to patch latents."""
+
+    model_type = "fast_blt_local_decoder"
+    vocab_size: int = 260
+    cross_attn_all_layers: bool | None = True
+    cross_attn_k: int | None = 2
+    hidden_size_global: int | None = None
+
+
+@strict
+class FastBltConfig(PreTrainedConfig):
+    """Top-level config: patching, hashing, component configs, special ids and the BLT-D block size."""
+
+    model_type = "fast_blt"
+    sub_configs_defaults = {
+        "patcher_config": FastBltPatcherConfig,
+        "encoder_config": FastBltLocalEncoderConfig,
+        "decoder_config": FastBltLocalDecoderConfig,
+        "global_config": FastBltGlobalTransformerConfig,
+    }
+
+    vocab_size: int = 260
+    max_position_embeddings: int = 4096
+    patch_in_forward: bool | None = True
+    patch_size: int | None = 4
+    patching_mode: str | None = "entropy"
+    patching_threshold: float | None = 1.335442066192627
+    max_patch_length: int | None = None
+    local_attention_window_len: int | None = 512
+    cross_attn_k: int | None = 2
+    encoder_hash_byte_group_size: list[int] | None = None
+    encoder_hash_byte_group_vocab: int | None = 500002
+    encoder_hash_byte_group_nb_functions: int | None = 1
+    patcher_config: dict | PreTrainedConfig | None = None
+    encoder_config: dict | PreTrainedConfig | None = None
+    decoder_config: dict | PreTrainedConfig | None = None
+    global_config: dict | PreTrainedConfig | None = None
+    diffusion_block_size: int = 0
+    tie_word_embeddings: bool = False
+    use_cache: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    mask_token_id: int | None = 3
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        kwargs.pop("patching_batch_size", None)  # BltConfig field that no code path reads
+        super().__post_init__(**kwargs)
+        self.encoder_hash_byte_group_size = list(self.encoder_hash_byte_group_size or [3, 4, 5, 6, 7, 8])
+        # Derived fields: one source of truth for sizes that two components must agree on.
+        self.encoder_config.sliding_window = self.local_attention_window_len
+        self.encoder_config.cross_attn_k = self.decoder_config.cross_attn_k = self.cross_attn_k
+        self.encoder_config.hidden_size_global = self.global_config.hidden_size
+        self.decoder_config.hidden_size_global = self.global_config.hidden_size
+        cross_out = self.encoder_config.hidden_size * (self.cross_attn_k or 1)
+        self.global_config.encoder_cross_output_size = (
+            cross_out if cross_out != self.global_config.hidden_size else None
+        )
+
+    @property
+    def entropy_patching(self) -> bool:
+        return bool(self.patch_in_forward) and self.patching_mode == "entropy"
+
+    def validate_fast_blt(self):
+        _require(self.vocab_size >= 5, f"vocab_size must be >= 5 (4 special ids + bytes), got {self.vocab_size}")
+        for field in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
+            value = getattr(self, field)
+            _require(value is None or 0 <= value < self.vocab_size,
+                     f"{field}={value} is outside the vocabulary [0, {self.vocab_size})")
+        _require(self.cross_attn_k is not None and self.cross_attn_k >= 1,
+                 f"cross_attn_k must be >= 1, got {self.cross_attn_k}")
+        _require(self.diffusion_block_size >= 0,
+                 f"diffusion_block_size must be >= 0 (0 = plain BLT), got {self.diffusion_block_size}")
+        _require(self.max_position_embeddings > 0,
+                 f"max_position_embeddings must be positive, got {self.max_position_embeddings}")
+        _require(self.max_patch_length is None or self.max_patch_length >= 1,
+                 f"max_patch_length must be None or >= 1, got {self.max_patch_length}")
+        _require(self.local_attention_window_len is None or self.local_attention_window_len >= 1,
+                 f"local_attention_window_len must be None or >= 1, got {self.local_attention_window_len}")
+        _require(self.patching_mode in ("entropy", "byte"),
+                 f"patching_mode must be 'entropy' or 'byte', got {self.patching_mode!r}")
+        _require(self.patching_threshold is not None and self.patching_threshold == self.patching_threshold,
+                 f"patching_threshold must be a number, got {self.patching_threshold}")
+        groups = self.encoder_hash_byte_group_size
+        _require(len(groups) > 0 and all(g >= 1 for g in groups),
+                 f"encoder_hash_byte_group_size must be a non-empty list of sizes >= 1, got {groups}")
+        _require((self.encoder_hash_byte_group_vocab or 0) >= 1,
+                 f"encoder_hash_byte_group_vocab must be >= 1, got {self.encoder_hash_byte_group_vocab}")
+        _require((self.encoder_hash_byte_group_nb_functions or 0) >= 1,
+                 f"encoder_hash_byte_group_nb_functions must be >= 1, got "
+                 f"{self.encoder_hash_byte_group_nb_functions}")
+        _require(self.encoder_config.hidden_size == self.decoder_config.hidden_size,
+                 f"decoder_config.hidden_size ({self.decoder_config.hidden_size}) must equal "
+                 f"encoder_config.hidden_size ({self.encoder_config.hidden_size}): the decoder reads encoder states")
+        for sub in ("patcher_config", "encoder_config", "decoder_config"):
+            size = getattr(self, sub).vocab_size
+            _require(size == self.vocab_size, f"{sub}.vocab_size ({size}) must equal vocab_size ({self.vocab_size})")

@@ -1,0 +1,71 @@
+"""Every attention mask of the model, one named function each.
+
+Masks are boolean, shape (B, 1, Q, K), True = may attend; `additive` turns one into the float
+form (0 / dtype-min) that both the eager and SDPA paths take. Dtype-min rather than -inf keeps a
+fully masked row (a padding query) finite: it becomes a uniform average whose output nobody reads.
+Positions are per-row position ids, not tensor indices, so a left-padded row sees exactly the
+mask it would see alone.
+"""
+
+import torch
+
+
+def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean mask -> additive float mask for attention scores."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+def causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, k_valid: torch.Tensor, window: int | None = None):
+    """Causal (optionally sliding-window) self-attention over bytes or patches.
+
+    q_pos (B, Q), k_pos (B, K): position ids; k_valid (B, K): False for padding keys.
+    Example, 4 positions, window 2 (rows = queries):
+        1 0 0 0
+        1 1 0 0
+        0 1 1 0
+        0 0 1 1
+    """
+    q, k = q_pos[:, :, None], k_pos[:, None, :]
+    not_future = k <= q
+    in_window = (q - k < window) if window is not None else torch.ones_like(not_future)
+    real_key = k_valid[:, None, :]
+    return (not_future & in_window & real_key)[:, None]
+
+
+def patch_pool_mask(patch_ids: torch.Tensor, num_patches: int, k: int) -> torch.Tensor:
+    """Encoder cross-attention: each of a patch's k query slots sees only that patch's bytes.
+
+    patch_ids (B, N), -1 for padding bytes. Returns (B, 1, M*k, N). Example, bytes in patches
+    [0, 1, 1, 2], k = 1:
+        1 0 0 0
+        0 1 1 0
+        0 0 0 1
+    """
+    patches = torch.arange(num_patches, device=patch_ids.device).repeat_interleave(k)
+    own_bytes = patches[None, :, None] == patch_ids[:, None, :]
+    return own_bytes[:, None]
+
+
+def decoder_cross_mask(latent_ids: torch.Tensor, num_patches: int, k: int) -> torch.Tensor:
+    """Decoder cross-attention: byte i sees the k slots of latent `latent_ids[:, i]`.
+
+    latent_ids (B, N) comes from `decoder_latent_ids`; returns (B, 1, N, M*k).
+    """
+    patches = torch.arange(num_patches, device=latent_ids.device).repeat_interleave(k)
+    own_latent = latent_ids[:, :, None] == patches[None, None, :]
+    return own_latent[:, None]
+
+
+def decoder_latent_ids(patch_starts: torch.Tensor, last_patch_closed: bool) -> torch.Tensor:
+    """Index of the global latent each byte's prediction may read (BLT's decoder alignment).
+
+    Byte i predicts byte i+1, so it may read o_p only if patch p is complete, i.e. if byte i+1
+    starts a new patch: non-final bytes of patch p read o_{p-1}, the final byte reads o_p
+    (o_p for a non-final byte would leak the future). The last byte of the sequence cannot
+    know whether its patch is complete; with entropy patching it is treated as open, as
+    transformers' BLT does (`patch_lengths[:, 1:]`).
+    patch_starts (B, N) bool -> (B, N) long; -1 for left padding.
+    """
+    patch_ids = patch_starts.long().cumsum(-1) - 1
+    next_starts = torch.cat([patch_starts[:, 1:], torch.full_like(patch_starts[:, :1], last_patch_closed)], dim=1)
+    return patch_ids + next_starts.long() - 1

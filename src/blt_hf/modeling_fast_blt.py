@@ -1,0 +1,478 @@
+"""The Byte Latent Transformer (Pagnoni et al. 2024) as a transformers `PreTrainedModel`.
+
+Data flow: entropy patcher -> patch starts; bytes + hash n-gram embeddings -> local encoder
+-> cross-attention pooling into one latent per patch -> global transformer over patches ->
+local decoder (bytes cross-attend the latent of the last *complete* patch) -> next-byte logits.
+Module and parameter names equal transformers' `BltForCausalLM`, so its checkpoints load
+unchanged and the logits agree to fp32 round-off. Components take explicit masks, positions
+and an optional KV cache so that `generation_fast_blt.py` can run them on a few new bytes.
+Shapes: B batch, N bytes, M patches, k = cross_attn_k, He/Hg/Hd encoder/global/decoder width.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from . import masks
+from .configuration_fast_blt import FastBltConfig
+
+# ----------------------------------------------------------------------------- primitives
+
+
+class FastBltRMSNorm(nn.Module):
+    def __init__(self, hidden_size: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x32.to(x.dtype)
+
+
+def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
+    """RoPE tables (B, N, head_dim), *interleaved* pairs (2i, 2i+1) as in the released BLT weights."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float, device=position_ids.device) / head_dim))
+    freqs = position_ids[..., None].float() * inv_freq
+    emb = torch.repeat_interleave(freqs, 2, dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).flatten(-2)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos[:, None] + rotate_half(x) * sin[:, None]
+
+
+class FastBltMLP(nn.Module):
+    """SwiGLU feed-forward."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Reference attention. query (B, h, Q, d); key/value (B, h_kv, K, d); mask additive (B, 1, Q, K)."""
+    groups = module.num_key_value_groups
+    key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def attention(module, query, key, value, attention_mask):
+    """Dispatch through transformers' attention interface (`sdpa` default, `eager` reference)."""
+    # Sub-configs only learn the implementation when it is *changed*; a fresh model defaults to sdpa.
+    impl = module.config._attn_implementation or "sdpa"
+    fn = ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)
+    dropout = module.config.dropout if module.training else 0.0
+    out, _ = fn(module, query, key, value, attention_mask, scaling=module.head_dim**-0.5, dropout=dropout or 0.0)
+    return out.reshape(*out.shape[:2], -1)
+
+
+class FastBltSelfAttention(nn.Module):
+    def __init__(self, config, layer_idx: int):
+        super().__init__()
+        self.config, self.layer_idx, self.is_causal = config, layer_idx, True
+        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = config.hidden_size // self.num_heads
+        self.num_key_value_groups = self.num_heads // self.num_kv_heads
+        self.q_proj = nn.Linear(config.hidden_size, self.num_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=False)
+
+    def forward(self, hidden_states, rotary, attention_mask, cache=None):
+        B, N, _ = hidden_states.shape
+        q = self.q_proj(hidden_states).view(B, N, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(B, N, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(B, N, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        if cache is not None:  # any object with DynamicCache's update(k, v, layer_idx) -> (k_all, v_all)
+            k, v = cache.update(k, v, self.layer_idx)
+        return self.o_proj(attention(self, q, k, v, attention_mask))
+
+
+class FastBltCrossAttention(nn.Module):
+    """Queries attend to a second sequence; no positions. q and kv are RMS-normalised first."""
+
+    def __init__(self, config, layer_idx: int):
+        super().__init__()
+        self.config, self.layer_idx, self.is_causal = config, layer_idx, False
+        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = config.hidden_size // self.num_heads
+        self.num_key_value_groups = self.num_heads // self.num_kv_heads
+        h = config.hidden_size
+        self.q_proj = nn.Linear(h, self.num_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, h, bias=False)
+        self.q_norm = FastBltRMSNorm(h, eps=config.rms_norm_eps)
+        self.k_norm = FastBltRMSNorm(h, eps=config.rms_norm_eps)
+
+    def forward(self, hidden_states, kv_states, attention_mask):
+        B, Q, _ = hidden_states.shape
+        q = self.q_proj(self.q_norm(hidden_states)).view(B, Q, self.num_heads, self.head_dim).transpose(1, 2)
+        kv = self.k_norm(kv_states)
+        k = self.k_proj(kv).view(B, -1, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(kv).view(B, -1, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        # The residual is added here AND by the caller (h <- 2h + attn): a quirk of the released
+        # weights that transformers' port reproduces; the weights were trained with it.
+        return self.o_proj(attention(self, q, k, v, attention_mask)) + hidden_states
+
+
+class FastBltTransformerLayer(GradientCheckpointingLayer):
+    def __init__(self, config, layer_idx: int):
+        super().__init__()
+        self.self_attn = FastBltSelfAttention(config, layer_idx)
+        self.mlp = FastBltMLP(config)
+        self.input_layernorm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(self, hidden_states, rotary, attention_mask, cache=None):
+        h = hidden_states + self.self_attn(self.input_layernorm(hidden_states), rotary, attention_mask, cache)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class FastBltStack(nn.Module):
+    """A stack of transformer layers with RoPE; the shared body of every component."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(FastBltTransformerLayer(config, i) for i in range(config.num_hidden_layers))
+
+    def rotary(self, position_ids, dtype):
+        return rotary_cos_sin(position_ids, self.config.head_dim, self.config.rope_parameters["rope_theta"], dtype)
+
+    def run_layers(self, h, position_ids, mask, cache=None):
+        rotary = self.rotary(position_ids, h.dtype)
+        mask = masks.additive(mask, h.dtype)
+        for layer in self.layers:
+            h = layer(h, rotary, mask, cache)
+        return h
+
+
+# ----------------------------------------------------------------------------- entropy patcher
+
+
+class FastBltPatcher(FastBltStack):
+    """Small causal byte LM; its next-byte entropy decides where patches start. Frozen."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.norm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    def forward(self, input_ids, position_ids, mask, cache=None):
+        h = self.run_layers(self.embed_tokens(input_ids), position_ids, mask, cache)
+        return self.lm_head(self.norm(h))
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each next-byte distribution, computed as torch.distributions does."""
+    logits = logits.float()
+    logp = logits - logits.logsumexp(-1, keepdim=True)
+    return -(logp.clamp(min=torch.finfo(logp.dtype).min) * logp.softmax(-1)).sum(-1)
+
+
+def patch_starts_from_entropies(entropies, valid, threshold: float, max_patch_length: int | None):
+    """(B, N) entropies -> (B, N) bool, True where a byte opens a patch (global threshold rule).
+
+    The first two real bytes always open a patch (BOS is a patch of its own); byte i >= 2 opens
+    one when H(x_{i-1}) > threshold, so a boundary depends on earlier bytes only (patching is
+    incremental). Patches longer than `max_patch_length` are split from their start.
+    """
+    rank = valid.long().cumsum(-1) - 1  # index among the row's real bytes
+    high = F.pad(entropies[:, :-1] > threshold, (1, 0), value=False)
+    starts = valid & ((rank <= 1) | high)
+    if max_patch_length is not None:
+        starts = starts | (valid & (bytes_since_start(starts) % max_patch_length == 0))
+    return starts
+
+
+def bytes_since_start(starts: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool -> distance of each byte from the latest patch start at or before it."""
+    pos = torch.arange(starts.shape[1], device=starts.device).expand_as(starts)
+    last = torch.where(starts, pos, torch.full_like(pos, -1)).cummax(-1).values
+    return pos - last
+
+
+# ----------------------------------------------------------------------------- hash n-gram embeddings
+
+HASH_PRIMES = [1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899,
+               9576890767, 3628273133, 2860486313, 5463458053, 3367900313]
+
+
+def hash_ngram_ids(input_ids: torch.Tensor, group_sizes, nb_functions: int, table_size: int):
+    """(B, N) ids -> (B, N, G) rows of the fused hash table, G = nb_functions * len(group_sizes).
+
+    Each byte's n-gram (itself and the n-1 bytes before it, PAD=0 before the start) is hashed
+    with a polynomial in int64 whose overflow wraps around exactly as in the released weights.
+    """
+    out = []
+    for f in range(nb_functions):
+        prime = torch.tensor(HASH_PRIMES[f % len(HASH_PRIMES)], dtype=torch.int64, device=input_ids.device)
+        for n in group_sizes:
+            windows = F.pad(input_ids.long(), (n - 1, 0)).unfold(1, n, 1)  # (B, N, n)
+            powers = prime ** torch.arange(n, device=input_ids.device)
+            out.append((windows * powers).sum(-1) % table_size + len(out) * table_size)
+    return torch.stack(out, dim=-1)
+
+
+# ----------------------------------------------------------------------------- local encoder
+
+
+class FastBltLocalEncoder(FastBltStack):
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.patch_embedding_projection = nn.Linear(config.hidden_size, config.hidden_size * config.cross_attn_k,
+                                                    bias=False)
+        n_cross = config.num_hidden_layers if config.cross_attn_all_layers else 1
+        self.cross_attn_layers = nn.ModuleList(FastBltCrossAttention(config, i) for i in range(n_cross))
+
+    def forward(self, embeds, position_ids, mask, cache=None):
+        """(B, N, He) byte embeddings -> (B, N, He) byte states."""
+        return self.run_layers(embeds, position_ids, mask, cache)
+
+    def pool(self, byte_states, patch_ids, num_patches: int):
+        """Byte states -> one latent per patch, (B, M, k*He).
+
+        Queries start as the max over the patch's bytes, split into k slots. With
+        `cross_attn_all_layers`, transformers' port recomputes the queries after every layer and
+        keeps only the last layer's result, so only the last cross-attention layer matters.
+        """
+        B, _, He = byte_states.shape
+        k = self.config.cross_attn_k
+        index = torch.where(patch_ids >= 0, patch_ids, num_patches)[..., None].expand_as(byte_states)
+        empty = byte_states.new_zeros(B, num_patches + 1, He)
+        queries = empty.scatter_reduce(1, index, byte_states, reduce="amax", include_self=False)[:, :num_patches]
+        queries = self.patch_embedding_projection(queries).reshape(B, num_patches * k, He)
+        mask = masks.additive(masks.patch_pool_mask(patch_ids, num_patches, k), byte_states.dtype)
+        latents = queries + self.cross_attn_layers[-1](queries, byte_states, mask)
+        return latents.reshape(B, num_patches, k * He)
+
+
+# ----------------------------------------------------------------------------- global transformer
+
+
+class FastBltGlobalTransformer(FastBltStack):
+    def __init__(self, config):
+        super().__init__(config)
+        self.token_embedding_projection = (
+            nn.Linear(config.encoder_cross_output_size, config.hidden_size, bias=False)
+            if config.encoder_cross_output_size is not None else nn.Identity()
+        )
+
+    def forward(self, patch_embeds, position_ids, mask, cache=None):
+        """(B, M, k*He) -> (B, M, Hg); no final norm, as in the released weights."""
+        return self.run_layers(self.token_embedding_projection(patch_embeds), position_ids, mask, cache)
+
+
+# ----------------------------------------------------------------------------- local decoder
+
+
+class FastBltLocalDecoder(FastBltStack):
+    def __init__(self, config):
+        super().__init__(config)
+        self.patch_embedding_projection = nn.Linear(config.hidden_size_global, config.hidden_size * config.cross_attn_k,
+                                                    bias=False)
+        self.norm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        n_cross = config.num_hidden_layers if config.cross_attn_all_layers else 1
+        self.cross_attn_layers = nn.ModuleList(FastBltCrossAttention(config, i) for i in range(n_cross))
+
+    def latent_slots(self, global_states):
+        """(B, M, Hg) -> (B, M*k, Hd): the keys/values bytes cross-attend to."""
+        B, M, _ = global_states.shape
+        return self.patch_embedding_projection(global_states).reshape(B, M * self.config.cross_attn_k, -1)
+
+    def forward(self, byte_states, position_ids, mask, slots, cross_mask, cache=None):
+        """(B, N, Hd) -> (B, N, Hd) normed states. mask (B,1,N,K) bool; cross_mask (B,1,N,M*k) bool."""
+        h = byte_states
+        rotary = self.rotary(position_ids, h.dtype)
+        mask, cross_mask = masks.additive(mask, h.dtype), masks.additive(cross_mask, h.dtype)
+        for i, layer in enumerate(self.layers):
+            if i < len(self.cross_attn_layers):
+                h = h + self.cross_attn_layers[i](h, slots, cross_mask)
+            h = layer(h, rotary, mask, cache)
+        return self.norm(h)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass
+class Patching:
+    """Patch structure of a batch. starts (B, N) bool; ids (B, N) with -1 on padding."""
+
+    starts: torch.Tensor
+    ids: torch.Tensor
+    num_patches: int
+    latent_ids: torch.Tensor
+
+
+class FastBltPreTrainedModel(PreTrainedModel):
+    config: FastBltConfig
+    config_class = FastBltConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["FastBltTransformerLayer", "FastBltCrossAttention"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _can_compile_fullgraph = False
+
+    def _init_weights(self, module):
+        # BLT's scheme: truncated normal with std 1/sqrt(fan_in), norms at one.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            fan_in = module.in_features if isinstance(module, nn.Linear) else module.embedding_dim
+            std = fan_in**-0.5
+            init.trunc_normal_(module.weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+        elif isinstance(module, FastBltRMSNorm):
+            init.ones_(module.weight)
+
+
+class FastBltModel(FastBltPreTrainedModel):
+    def __init__(self, config: FastBltConfig):
+        super().__init__(config)
+        self.local_encoder = FastBltLocalEncoder(config.encoder_config)
+        self.global_transformer = FastBltGlobalTransformer(config.global_config)
+        self.local_decoder = FastBltLocalDecoder(config.decoder_config)
+        tables = config.encoder_hash_byte_group_nb_functions * len(config.encoder_hash_byte_group_size)
+        self.encoder_hash_tok_embedding = nn.Embedding(tables * config.encoder_hash_byte_group_vocab,
+                                                       config.encoder_config.hidden_size)
+        self.patcher = FastBltPatcher(config.patcher_config) if config.entropy_patching else None
+        if self.patcher is not None:  # the entropy model is trained separately and never updated here
+            self.patcher.requires_grad_(False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.local_encoder.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.local_encoder.embed_tokens = value
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.patcher is not None:
+            self.patcher.eval()
+        return self
+
+    def embed(self, input_ids):
+        """Byte embedding plus the sum of its hash n-gram embeddings, (B, N) -> (B, N, He)."""
+        c = self.config
+        hash_ids = hash_ngram_ids(input_ids, c.encoder_hash_byte_group_size,
+                                  c.encoder_hash_byte_group_nb_functions, c.encoder_hash_byte_group_vocab)
+        return self.local_encoder.embed_tokens(input_ids) + self.encoder_hash_tok_embedding(hash_ids).sum(-2)
+
+    @torch.no_grad()
+    def patch(self, input_ids, valid, position_ids) -> Patching:
+        c = self.config
+        if self.patcher is None:  # one patch per byte; every patch is complete
+            starts, last_closed = valid, True
+        else:
+            mask = masks.causal_mask(position_ids, position_ids, valid, c.patcher_config.sliding_window)
+            ent = entropy(self.patcher(input_ids, position_ids, mask))
+            starts, last_closed = patch_starts_from_entropies(ent, valid, c.patching_threshold, c.max_patch_length), False
+        ids = torch.where(valid, starts.long().cumsum(-1) - 1, -1)
+        num_patches = int(starts.sum(-1).max())
+        return Patching(starts, ids, num_patches, masks.decoder_latent_ids(starts, last_closed))
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        valid, position_ids = check_inputs(self.config, input_ids, attention_mask)
+        patching = self.patch(input_ids, valid, position_ids)
+        h_bytes, latents = self.encode(input_ids, valid, position_ids, patching)
+        global_states = self.global_step(latents, patching)
+        h = self.decode(h_bytes, valid, position_ids, global_states, patching.latent_ids)
+        return BaseModelOutput(last_hidden_state=h)
+
+    def encode(self, input_ids, valid, position_ids, patching: Patching):
+        """Local encoder: bytes -> byte states (B, N, He) and patch latents (B, M, k*He)."""
+        window = self.config.local_attention_window_len
+        mask = masks.causal_mask(position_ids, position_ids, valid, window)
+        h_bytes = self.local_encoder(self.embed(input_ids), position_ids, mask)
+        return h_bytes, self.local_encoder.pool(h_bytes, patching.ids, patching.num_patches)
+
+    def global_step(self, latents, patching: Patching):
+        """Global transformer over each row's patches (causal; padding patches masked)."""
+        M = patching.num_patches
+        pos = torch.arange(M, device=latents.device).expand(latents.shape[0], M)
+        patch_valid = pos < patching.starts.sum(-1, keepdim=True)
+        return self.global_transformer(latents, pos, masks.causal_mask(pos, pos, patch_valid))
+
+    def decode(self, h_bytes, valid, position_ids, global_states, latent_ids):
+        window = self.config.local_attention_window_len
+        mask = masks.causal_mask(position_ids, position_ids, valid, window)
+        slots = self.local_decoder.latent_slots(global_states)
+        cross = masks.decoder_cross_mask(latent_ids, global_states.shape[1], self.config.cross_attn_k)
+        return self.local_decoder(h_bytes, position_ids, mask, slots, cross)
+
+
+def check_inputs(config, input_ids, attention_mask):
+    """Validate ids and length; return (valid (B, N) bool, per-row position ids (B, N))."""
+    if input_ids is None or input_ids.dim() != 2:
+        raise ValueError("input_ids must be a (batch, length) tensor of byte ids; inputs_embeds is not supported "
+                         "because the hash n-gram embeddings need the ids")
+    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+        bad = input_ids[(input_ids < 0) | (input_ids >= config.vocab_size)][0].item()
+        raise ValueError(f"input_ids contains id {bad}, outside the vocabulary [0, {config.vocab_size})")
+    max_len = config.encoder_config.max_position_embeddings
+    if input_ids.shape[1] > max_len:
+        raise ValueError(f"input of {input_ids.shape[1]} bytes is longer than the model allows "
+                         f"(encoder_config.max_position_embeddings = {max_len})")
+    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
+    return valid, position_ids
+
+
+class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
+    def __init__(self, config: FastBltConfig):
+        super().__init__(config)
+        self.model = FastBltModel(config)
+        self.lm_head = nn.Linear(config.decoder_config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0, **kwargs):
+        """Next-byte logits; with `labels`, the shifted cross-entropy (Trainer's num_items_in_batch aware)."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden).float()
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
+        return CausalLMOutput(loss=loss, logits=logits)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Also loads a directory written by transformers' `BltForCausalLM` (model_type "blt")."""
+        from .convert import fast_blt_config_from_blt, is_transformers_blt_checkpoint
+
+        if kwargs.get("config") is None and is_transformers_blt_checkpoint(pretrained_model_name_or_path):
+            import json
+            from pathlib import Path
+
+            blt = json.loads((Path(pretrained_model_name_or_path) / "config.json").read_text())
+            kwargs["config"] = fast_blt_config_from_blt(blt)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
