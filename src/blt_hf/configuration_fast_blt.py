@@ -11,9 +11,6 @@ and `diffusion_block_size` (B of BLT-D; 0 = a plain BLT). Every invalid value ra
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-_ROPE_DEFAULT = {"rope_type": "default", "rope_theta": 500000.0}
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -42,7 +39,7 @@ class FastBltStackConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
         self.intermediate_size = self.intermediate_size or int(8 * self.hidden_size / 3)
-        self.rope_parameters = {**_ROPE_DEFAULT, **(self.rope_parameters or {})}
+        self.rope_parameters = {"rope_type": "default", "rope_theta": self.default_theta, **(self.rope_parameters or {})}
         kwargs.pop("head_dim", None)  # derived; older files store it
         super().__post_init__(**kwargs)
         self.head_dim = self.hidden_size // self.num_attention_heads
@@ -75,6 +72,7 @@ class FastBltPatcherConfig(FastBltStackConfig):
     """The entropy model: a small causal byte LM whose next-byte entropy places patch boundaries."""
 
     model_type = "fast_blt_patcher"
+    default_theta = 10000.0  # as transformers' BltPatcherConfig
     vocab_size: int = 260
     sliding_window: int | None = 512
 

@@ -56,16 +56,12 @@ def decoder_cross_mask(latent_ids: torch.Tensor, num_patches: int, k: int) -> to
     return own_latent[:, None]
 
 
-def decoder_latent_ids(patch_starts: torch.Tensor, last_patch_closed: bool) -> torch.Tensor:
+def decoder_latent_ids(patch_ids: torch.Tensor, next_starts: torch.Tensor) -> torch.Tensor:
     """Index of the global latent each byte's prediction may read (BLT's decoder alignment).
 
     Byte i predicts byte i+1, so it may read o_p only if patch p is complete, i.e. if byte i+1
-    starts a new patch: non-final bytes of patch p read o_{p-1}, the final byte reads o_p
-    (o_p for a non-final byte would leak the future). The last byte of the sequence cannot
-    know whether its patch is complete; with entropy patching it is treated as open, as
-    transformers' BLT does (`patch_lengths[:, 1:]`).
-    patch_starts (B, N) bool -> (B, N) long; -1 for left padding.
+    opens a new patch (`next_starts[:, i]`, known from bytes <= i): non-final bytes of patch p
+    read o_{p-1}, the final byte reads o_p. o_p for a non-final byte would leak the future.
+    patch_ids, next_starts (B, N) -> (B, N) long; negative for padding.
     """
-    patch_ids = patch_starts.long().cumsum(-1) - 1
-    next_starts = torch.cat([patch_starts[:, 1:], torch.full_like(patch_starts[:, :1], last_patch_closed)], dim=1)
     return patch_ids + next_starts.long() - 1

@@ -197,17 +197,21 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def patch_starts_from_entropies(entropies, valid, threshold: float, max_patch_length: int | None):
-    """(B, N) entropies -> (B, N) bool, True where a byte opens a patch (global threshold rule).
+    """(B, N) entropies -> (B, N+1) bool, True where a byte opens a patch (global threshold rule).
 
     The first two real bytes always open a patch (BOS is a patch of its own); byte i >= 2 opens
     one when H(x_{i-1}) > threshold, so a boundary depends on earlier bytes only (patching is
-    incremental). Patches longer than `max_patch_length` are split from their start.
+    incremental). Column N answers the question for the byte that comes next, which tells
+    whether the last patch is already complete. Patches longer than `max_patch_length` are split
+    from their start.
     """
-    rank = valid.long().cumsum(-1) - 1  # index among the row's real bytes
-    high = F.pad(entropies[:, :-1] > threshold, (1, 0), value=False)
-    starts = valid & ((rank <= 1) | high)
+    valid_ext = F.pad(valid, (0, 1), value=False)
+    valid_ext = valid_ext | F.pad(valid, (1, 0), value=False)  # + the slot after each row's last byte
+    rank = valid_ext.long().cumsum(-1) - 1  # index among the row's bytes
+    high = F.pad(entropies > threshold, (1, 0), value=False)
+    starts = valid_ext & ((rank <= 1) | high)
     if max_patch_length is not None:
-        starts = starts | (valid & (bytes_since_start(starts) % max_patch_length == 0))
+        starts = starts | (valid_ext & (bytes_since_start(starts) % max_patch_length == 0))
     return starts
 
 
@@ -389,15 +393,16 @@ class FastBltModel(FastBltPreTrainedModel):
     @torch.no_grad()
     def patch(self, input_ids, valid, position_ids) -> Patching:
         c = self.config
-        if self.patcher is None:  # one patch per byte; every patch is complete
-            starts, last_closed = valid, True
+        if self.patcher is None:  # one patch per byte: every patch is complete
+            starts_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
         else:
             mask = masks.causal_mask(position_ids, position_ids, valid, c.patcher_config.sliding_window)
             ent = entropy(self.patcher(input_ids, position_ids, mask))
-            starts, last_closed = patch_starts_from_entropies(ent, valid, c.patching_threshold, c.max_patch_length), False
+            starts_ext = patch_starts_from_entropies(ent, valid, c.patching_threshold, c.max_patch_length)
+        starts = starts_ext[:, :-1] & valid
         ids = torch.where(valid, starts.long().cumsum(-1) - 1, -1)
-        num_patches = int(starts.sum(-1).max())
-        return Patching(starts, ids, num_patches, masks.decoder_latent_ids(starts, last_closed))
+        latent_ids = torch.where(valid, masks.decoder_latent_ids(ids, starts_ext[:, 1:]), -1)
+        return Patching(starts, ids, int(starts.sum(-1).max()), latent_ids)
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         valid, position_ids = check_inputs(self.config, input_ids, attention_mask)

@@ -1,0 +1,77 @@
+"""Save/load through the Auto classes (fresh process), conversion both ways, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from conftest import random_ids
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, BltForCausalLM
+
+import blt_hf
+from blt_hf import FastBltForCausalLM, FastBltModel, FastBltTokenizer
+from blt_hf.cli import main as cli_main
+
+FRESH_PROCESS_CHECK = """
+import sys, torch
+import blt_hf  # registers the Auto classes
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+path = sys.argv[1]
+config = AutoConfig.from_pretrained(path)
+model = AutoModelForCausalLM.from_pretrained(path).eval()
+tok = AutoTokenizer.from_pretrained(path)
+ids = tok("hello bytes", return_tensors="pt").input_ids
+with torch.no_grad():
+    logits = model(ids).logits
+torch.save({"cls": type(model).__name__, "tok": type(tok).__name__, "model_type": config.model_type,
+            "ids": ids, "logits": logits}, sys.argv[2])
+"""
+
+
+def test_auto_round_trip_in_fresh_process(tmp_path, tiny_model):
+    tok = FastBltTokenizer()
+    tiny_model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS_CHECK, str(tmp_path / "m"), str(tmp_path / "out.pt")],
+                   check=True, env=env, timeout=300)
+    out = torch.load(tmp_path / "out.pt")
+    assert (out["cls"], out["tok"], out["model_type"]) == ("FastBltForCausalLM", "FastBltTokenizer", "fast_blt")
+    with torch.no_grad():
+        expected = tiny_model(out["ids"]).logits
+    torch.testing.assert_close(out["logits"], expected, atol=1e-6, rtol=0)
+
+
+def test_auto_classes_in_process(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    assert type(AutoConfig.from_pretrained(tmp_path)).__name__ == "FastBltConfig"
+    assert isinstance(AutoModel.from_pretrained(tmp_path), FastBltModel)
+    assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path), FastBltForCausalLM)
+
+
+def test_export_to_transformers_and_back(tmp_path, tiny_model):
+    blt_hf.export_to_transformers_blt(tiny_model, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["model_type"] == "blt"
+    ref = BltForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    ids = random_ids(1, 64, seed=3)
+    with torch.no_grad():
+        expected = tiny_model(ids).logits
+        torch.testing.assert_close(ref(ids, use_cache=False).logits, expected, atol=1e-4, rtol=0)
+    back = FastBltForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids).logits, expected, atol=1e-6, rtol=0)
+
+
+def test_cli_convert(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path / "ours")
+    cli_main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf")])
+    cli_main(["convert", str(tmp_path / "hf"), str(tmp_path / "again"), "--to", "fast_blt"])
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["model_type"] == "fast_blt"
+    ids = random_ids(1, 40, seed=4)
+    ref = BltForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    again = FastBltForCausalLM.from_pretrained(tmp_path / "again").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ref(ids, use_cache=False).logits, again(ids).logits, atol=1e-4, rtol=0)
