@@ -22,6 +22,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from . import masks
 from .configuration_fast_blt import FastBltConfig
+from .generation_fast_blt import default_generation_config, generate
 
 # ----------------------------------------------------------------------------- primitives
 
@@ -457,6 +458,7 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         self.model = FastBltModel(config)
         self.lm_head = nn.Linear(config.decoder_config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+        self.generation_config = default_generation_config(config)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0, **kwargs):
         """Next-byte logits; with `labels`, the shifted cross-entropy (Trainer's num_items_in_batch aware)."""
@@ -468,6 +470,11 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
         return CausalLMOutput(loss=loss, logits=logits)
+
+    def generate(self, input_ids=None, attention_mask=None, generation_config=None, streamer=None, **kwargs):
+        """Cached AR, BLT-D, BLT-S and BLT-DV decoding; see generation_fast_blt.py."""
+        return generate(self, input_ids, attention_mask=attention_mask, generation_config=generation_config,
+                        streamer=streamer, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
