@@ -10,15 +10,23 @@ mask it would see alone.
 import torch
 
 
+def start_indices(starts, count: int):
+    """(B, N) bool -> (B, count) indices of the True entries in order, N where a row has fewer."""
+    N = starts.shape[1]
+    index = torch.arange(N, device=starts.device).expand_as(starts)
+    return torch.where(starts, index, N).sort(-1).values[:, :count]
+
+
 def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Boolean mask -> additive float mask for attention scores."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
-def causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, k_valid: torch.Tensor, window: int | None = None):
+def causal_mask(q_pos, k_pos, k_valid, window: int | None = None, q_doc=None, k_doc=None):
     """Causal (optionally sliding-window) self-attention over bytes or patches.
 
-    q_pos (B, Q), k_pos (B, K): position ids; k_valid (B, K): False for padding keys.
+    q_pos (B, Q), k_pos (B, K): position ids (restarting at each packed document);
+    k_valid (B, K): False for padding keys; q_doc/k_doc: document ids, None = one document.
     Example, 4 positions, window 2 (rows = queries):
         1 0 0 0
         1 1 0 0
@@ -29,7 +37,8 @@ def causal_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, k_valid: torch.Tensor,
     not_future = k <= q
     in_window = (q - k < window) if window is not None else torch.ones_like(not_future)
     real_key = k_valid[:, None, :]
-    return (not_future & in_window & real_key)[:, None]
+    same_doc = (q_doc[:, :, None] == k_doc[:, None, :]) if q_doc is not None else torch.ones_like(not_future)
+    return (not_future & in_window & real_key & same_doc)[:, None]
 
 
 def patch_pool_mask(patch_ids: torch.Tensor, num_patches: int, k: int) -> torch.Tensor:
@@ -65,3 +74,33 @@ def decoder_latent_ids(patch_ids: torch.Tensor, next_starts: torch.Tensor) -> to
     patch_ids, next_starts (B, N) -> (B, N) long; negative for padding.
     """
     return patch_ids + next_starts.long() - 1
+
+
+def block_diffusion_mask(order, start, block, pos, doc, valid, window: int | None = None):
+    """Decoder self-attention over [clean stream; noised blocks] for the BLT-D objective (DESIGN §2.4).
+
+    Per stream position (all (B, T)): `order` its byte index in the row, `start` its block's first
+    byte index (= order for clean bytes), `block` its block id (-1 = clean), `pos` its RoPE position,
+    `doc` its document id, `valid` False for padding. Terms:
+      clean_sees_clean  -- ordinary causal attention between clean bytes;
+      block_sees_prefix -- a block sees clean bytes strictly before its start (those at or after
+                           the start hold the answers);
+      block_sees_itself -- bidirectional inside the block, never another block.
+    Example: 4 clean bytes, one block of 2 starting at byte 2 (rows = queries):
+        c0 c1 c2 c3 b2 b3
+        1  0  0  0  0  0      c0
+        1  1  0  0  0  0      c1
+        1  1  1  0  0  0      c2
+        1  1  1  1  0  0      c3
+        1  1  0  0  1  1      b2
+        1  1  0  0  1  1      b3
+    """
+    q_clean, k_clean = (block < 0)[:, :, None], (block < 0)[:, None, :]
+    k_order = order[:, None, :]
+    clean_sees_clean = q_clean & k_clean & (k_order <= order[:, :, None])
+    block_sees_prefix = ~q_clean & k_clean & (k_order < start[:, :, None])
+    block_sees_itself = ~q_clean & (block[:, :, None] == block[:, None, :])
+    same_doc = doc[:, :, None] == doc[:, None, :]
+    in_window = (pos[:, :, None] - pos[:, None, :] < window) if window is not None else torch.ones_like(same_doc)
+    allowed = ((clean_sees_clean | block_sees_prefix) & same_doc & in_window) | block_sees_itself
+    return (allowed & valid[:, None, :])[:, None]

@@ -17,10 +17,11 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from . import masks
+from . import diffusion_objective, masks
 from .configuration_fast_blt import FastBltConfig
 from .generation_fast_blt import default_generation_config, generate
 
@@ -197,20 +198,19 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.clamp(min=torch.finfo(logp.dtype).min) * logp.softmax(-1)).sum(-1)
 
 
-def patch_starts_from_entropies(entropies, valid, threshold: float, max_patch_length: int | None):
+def patch_starts_from_entropies(entropies, valid, position_ids, threshold: float, max_patch_length: int | None):
     """(B, N) entropies -> (B, N+1) bool, True where a byte opens a patch (global threshold rule).
 
-    The first two real bytes always open a patch (BOS is a patch of its own); byte i >= 2 opens
-    one when H(x_{i-1}) > threshold, so a boundary depends on earlier bytes only (patching is
-    incremental). Column N answers the question for the byte that comes next, which tells
-    whether the last patch is already complete. Patches longer than `max_patch_length` are split
-    from their start.
+    The first two bytes of a document always open a patch (BOS is a patch of its own); a later
+    byte i opens one when H(x_{i-1}) > threshold, so a boundary depends on earlier bytes only
+    (patching is incremental). Column N answers the question for the byte that comes next,
+    which tells whether the last patch is already complete. Patches longer than
+    `max_patch_length` are split from their start. `position_ids` (B, N+1) are positions inside
+    the document, including the slot after each row's last byte.
     """
-    valid_ext = F.pad(valid, (0, 1), value=False)
-    valid_ext = valid_ext | F.pad(valid, (1, 0), value=False)  # + the slot after each row's last byte
-    rank = valid_ext.long().cumsum(-1) - 1  # index among the row's bytes
+    valid_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
     high = F.pad(entropies > threshold, (1, 0), value=False)
-    starts = valid_ext & ((rank <= 1) | high)
+    starts = valid_ext & ((position_ids <= 1) | high)
     if max_patch_length is not None:
         starts = starts | (valid_ext & (bytes_since_start(starts) % max_patch_length == 0))
     return starts
@@ -223,23 +223,40 @@ def bytes_since_start(starts: torch.Tensor) -> torch.Tensor:
     return pos - last
 
 
+def document_ids(input_ids, valid, bos_token_id):
+    """(B, N) -> (B, N) index of the packed document of each byte: every BOS opens a new one."""
+    return ((input_ids == bos_token_id) & valid).long().cumsum(-1)
+
+
+def positions_in_document(doc_ids, valid):
+    """(B, N) position of each byte inside its document; padding after a row's last byte gets
+    the position the next byte would have."""
+    before = valid.long().cumsum(-1) - valid.long()  # real bytes before i
+    opens = F.pad(doc_ids[:, 1:] != doc_ids[:, :-1], (1, 0), value=False)
+    return before - torch.where(opens, before, 0).cummax(-1).values
+
+
 # ----------------------------------------------------------------------------- hash n-gram embeddings
 
 HASH_PRIMES = [1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899,
                9576890767, 3628273133, 2860486313, 5463458053, 3367900313]
 
 
-def hash_ngram_ids(input_ids: torch.Tensor, group_sizes, nb_functions: int, table_size: int):
+def hash_ngram_ids(input_ids: torch.Tensor, group_sizes, nb_functions: int, table_size: int, doc_ids=None):
     """(B, N) ids -> (B, N, G) rows of the fused hash table, G = nb_functions * len(group_sizes).
 
-    Each byte's n-gram (itself and the n-1 bytes before it, PAD=0 before the start) is hashed
-    with a polynomial in int64 whose overflow wraps around exactly as in the released weights.
+    Each byte's n-gram (itself and the n-1 bytes before it, PAD=0 before the start of its
+    document) is hashed with a polynomial in int64 whose overflow wraps around exactly as in
+    the released weights.
     """
     out = []
     for f in range(nb_functions):
         prime = torch.tensor(HASH_PRIMES[f % len(HASH_PRIMES)], dtype=torch.int64, device=input_ids.device)
         for n in group_sizes:
             windows = F.pad(input_ids.long(), (n - 1, 0)).unfold(1, n, 1)  # (B, N, n)
+            if doc_ids is not None:  # bytes of an earlier packed document read as PAD
+                doc_windows = F.pad(doc_ids, (n - 1, 0), value=-1).unfold(1, n, 1)
+                windows = windows.masked_fill(doc_windows != doc_ids[..., None], 0)
             powers = prime ** torch.arange(n, device=input_ids.device)
             out.append((windows * powers).sum(-1) % table_size + len(out) * table_size)
     return torch.stack(out, dim=-1)
@@ -329,12 +346,28 @@ class FastBltLocalDecoder(FastBltStack):
 
 @dataclass
 class Patching:
-    """Patch structure of a batch. starts (B, N) bool; ids (B, N) with -1 on padding."""
+    """Patch structure of a batch. starts (B, N) bool; ids (B, N), -1 on padding; latent_ids (B, N)
+    the latent each byte's prediction reads; patch_pos / patch_doc / patch_valid (B, M)."""
 
     starts: torch.Tensor
     ids: torch.Tensor
     num_patches: int
     latent_ids: torch.Tensor
+    patch_pos: torch.Tensor
+    patch_doc: torch.Tensor
+    patch_valid: torch.Tensor
+
+
+@dataclass
+class Context:
+    """Everything the decoder needs: the clean bytes encoded and the patches run through the global model."""
+
+    valid: torch.Tensor
+    position_ids: torch.Tensor
+    doc_ids: torch.Tensor
+    patching: Patching
+    h_bytes: torch.Tensor
+    global_states: torch.Tensor
 
 
 class FastBltPreTrainedModel(PreTrainedModel):
@@ -384,59 +417,77 @@ class FastBltModel(FastBltPreTrainedModel):
             self.patcher.eval()
         return self
 
-    def embed(self, input_ids):
+    def embed(self, input_ids, doc_ids=None):
         """Byte embedding plus the sum of its hash n-gram embeddings, (B, N) -> (B, N, He)."""
         c = self.config
         hash_ids = hash_ngram_ids(input_ids, c.encoder_hash_byte_group_size,
-                                  c.encoder_hash_byte_group_nb_functions, c.encoder_hash_byte_group_vocab)
+                                  c.encoder_hash_byte_group_nb_functions, c.encoder_hash_byte_group_vocab, doc_ids)
         return self.local_encoder.embed_tokens(input_ids) + self.encoder_hash_tok_embedding(hash_ids).sum(-2)
 
     @torch.no_grad()
-    def patch(self, input_ids, valid, position_ids) -> Patching:
+    def patch(self, input_ids, valid, position_ids, doc_ids=None) -> Patching:
         c = self.config
+        doc_ids = torch.zeros_like(input_ids) if doc_ids is None else doc_ids
+        doc_ext = torch.cat([doc_ids, doc_ids[:, -1:]], 1)
+        pos_ext = positions_in_document(doc_ext, F.pad(valid, (0, 1), value=False))
         if self.patcher is None:  # one patch per byte: every patch is complete
             starts_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
         else:
-            mask = masks.causal_mask(position_ids, position_ids, valid, c.patcher_config.sliding_window)
+            mask = masks.causal_mask(position_ids, position_ids, valid, c.patcher_config.sliding_window,
+                                     doc_ids, doc_ids)
             ent = entropy(self.patcher(input_ids, position_ids, mask))
-            starts_ext = patch_starts_from_entropies(ent, valid, c.patching_threshold, c.max_patch_length)
+            starts_ext = patch_starts_from_entropies(ent, valid, pos_ext, c.patching_threshold, c.max_patch_length)
         starts = starts_ext[:, :-1] & valid
         ids = torch.where(valid, starts.long().cumsum(-1) - 1, -1)
         latent_ids = torch.where(valid, masks.decoder_latent_ids(ids, starts_ext[:, 1:]), -1)
-        return Patching(starts, ids, int(starts.sum(-1).max()), latent_ids)
+        M = int(starts.sum(-1).max())
+        first_byte = masks.start_indices(starts, M)  # (B, M)
+        patch_valid = first_byte < input_ids.shape[1]
+        patch_doc = doc_ids.gather(1, first_byte.clamp(max=input_ids.shape[1] - 1))
+        patch_pos = positions_in_document(patch_doc, patch_valid)
+        return Patching(starts, ids, M, latent_ids, patch_pos, patch_doc, patch_valid)
+
+    def contextualize(self, input_ids, attention_mask=None) -> Context:
+        """Patch, encode and run the global transformer over clean bytes (BLT and BLT-D alike)."""
+        valid, _ = check_inputs(self.config, input_ids, attention_mask)
+        doc_ids = document_ids(input_ids, valid, self.config.bos_token_id)
+        position_ids = positions_in_document(doc_ids, valid)
+        patching = self.patch(input_ids, valid, position_ids, doc_ids)
+        h_bytes, latents = self.encode(input_ids, valid, position_ids, doc_ids, patching)
+        global_states = self.global_step(latents, patching)
+        return Context(valid, position_ids, doc_ids, patching, h_bytes, global_states)
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        valid, position_ids = check_inputs(self.config, input_ids, attention_mask)
-        patching = self.patch(input_ids, valid, position_ids)
-        h_bytes, latents = self.encode(input_ids, valid, position_ids, patching)
-        global_states = self.global_step(latents, patching)
-        h = self.decode(h_bytes, valid, position_ids, global_states, patching.latent_ids)
-        return BaseModelOutput(last_hidden_state=h)
+        ctx = self.contextualize(input_ids, attention_mask)
+        mask = self.byte_mask(ctx)
+        return BaseModelOutput(last_hidden_state=self.decode(ctx.h_bytes, ctx.position_ids, mask, ctx.global_states,
+                                                             ctx.patching.latent_ids))
 
-    def encode(self, input_ids, valid, position_ids, patching: Patching):
+    def encode(self, input_ids, valid, position_ids, doc_ids, patching: Patching):
         """Local encoder: bytes -> byte states (B, N, He) and patch latents (B, M, k*He)."""
         window = self.config.local_attention_window_len
-        mask = masks.causal_mask(position_ids, position_ids, valid, window)
-        h_bytes = self.local_encoder(self.embed(input_ids), position_ids, mask)
+        mask = masks.causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
+        h_bytes = self.local_encoder(self.embed(input_ids, doc_ids), position_ids, mask)
         return h_bytes, self.local_encoder.pool(h_bytes, patching.ids, patching.num_patches)
 
-    def global_step(self, latents, patching: Patching):
-        """Global transformer over each row's patches (causal; padding patches masked)."""
-        M = patching.num_patches
-        pos = torch.arange(M, device=latents.device).expand(latents.shape[0], M)
-        patch_valid = pos < patching.starts.sum(-1, keepdim=True)
-        return self.global_transformer(latents, pos, masks.causal_mask(pos, pos, patch_valid))
+    def global_step(self, latents, p: Patching):
+        """Global transformer over each row's patches (causal within a document; padding masked)."""
+        mask = masks.causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
+        return self.global_transformer(latents, p.patch_pos, mask)
 
-    def decode(self, h_bytes, valid, position_ids, global_states, latent_ids):
-        window = self.config.local_attention_window_len
-        mask = masks.causal_mask(position_ids, position_ids, valid, window)
+    def byte_mask(self, ctx: Context):
+        pos, doc = ctx.position_ids, ctx.doc_ids
+        return masks.causal_mask(pos, pos, ctx.valid, self.config.local_attention_window_len, doc, doc)
+
+    def decode(self, h, position_ids, mask, global_states, latent_ids):
+        """Local decoder over any stream of byte states; `latent_ids` (B, T) picks each one's latent."""
         slots = self.local_decoder.latent_slots(global_states)
         cross = masks.decoder_cross_mask(latent_ids, global_states.shape[1], self.config.cross_attn_k)
-        return self.local_decoder(h_bytes, position_ids, mask, slots, cross)
+        return self.local_decoder(h, position_ids, mask, slots, cross)
 
 
 def check_inputs(config, input_ids, attention_mask):
-    """Validate ids and length; return (valid (B, N) bool, per-row position ids (B, N))."""
+    """Validate ids and length; return (valid (B, N) bool, position ids (B, N) for one document per row)."""
     if input_ids is None or input_ids.dim() != 2:
         raise ValueError("input_ids must be a (batch, length) tensor of byte ids; inputs_embeds is not supported "
                          "because the hash n-gram embeddings need the ids")
@@ -448,8 +499,21 @@ def check_inputs(config, input_ids, attention_mask):
         raise ValueError(f"input of {input_ids.shape[1]} bytes is longer than the model allows "
                          f"(encoder_config.max_position_embeddings = {max_len})")
     valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-    position_ids = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    return valid, position_ids
+    return valid, (valid.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass
+class FastBltCausalLMOutput(ModelOutput):
+    """`loss` = `loss_clean` (+ `loss_mask` for a BLT-D model); `logits` (B, N, V) next-byte logits.
+    With the diffusion objective also the blocks: logits (B, nb, Bs, V), targets and masked (B, nb, Bs)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    loss_clean: torch.Tensor | None = None
+    loss_mask: torch.Tensor | None = None
+    block_logits: torch.Tensor | None = None
+    block_targets: torch.Tensor | None = None
+    block_masked: torch.Tensor | None = None
 
 
 class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
@@ -461,15 +525,41 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         self.generation_config = default_generation_config(config)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0, **kwargs):
-        """Next-byte logits; with `labels`, the shifted cross-entropy (Trainer's num_items_in_batch aware)."""
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden).float()
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
-        return CausalLMOutput(loss=loss, logits=logits)
+        """Next-byte logits. With `labels`: the shifted next-byte loss (Trainer's `num_items_in_batch`
+        aware), plus the BLT-D masked-block loss when `config.diffusion_block_size` > 0."""
+        inner = self.model
+        ctx = inner.contextualize(input_ids, attention_mask)
+        block_size = self.config.diffusion_block_size
+        if labels is None or block_size == 0:
+            hidden = inner.decode(ctx.h_bytes, ctx.position_ids, inner.byte_mask(ctx), ctx.global_states,
+                                  ctx.patching.latent_ids)
+            logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden).float()
+            loss = None if labels is None else self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
+            return FastBltCausalLMOutput(loss=loss, logits=logits, loss_clean=loss)
+        return self.diffusion_forward(ctx, input_ids, labels, block_size, **kwargs)
+
+    def diffusion_forward(self, ctx, input_ids, labels, block_size, num_items_in_batch=None, **kwargs):
+        """L_clean + L_mask over the decoder stream [clean; noised blocks] (DESIGN.md §2)."""
+        inner, N = self.model, input_ids.shape[1]
+        blocks = diffusion_objective.cut_blocks(input_ids, labels, ctx, block_size, self.config.mask_token_id)
+        noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id)
+        s = diffusion_objective.stream(ctx, blocks)
+        h = torch.cat([ctx.h_bytes, inner.local_encoder.embed_tokens(noisy).flatten(1, 2)], 1)
+        mask = masks.block_diffusion_mask(s["order"], s["start"], s["block"], s["pos"], s["doc"], s["valid"],
+                                          self.config.local_attention_window_len)
+        hidden = inner.decode(h, s["pos"], mask, ctx.global_states, s["latent"])
+        logits = self.lm_head(hidden[:, :N]).float()
+        block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)
+        loss_clean = self.loss_function(logits, labels, self.config.vocab_size,
+                                        num_items_in_batch=num_items_in_batch, **kwargs)
+        loss_mask = diffusion_objective.masked_block_loss(block_logits, blocks, masked, t)
+        if num_items_in_batch is not None:
+            # Trainer sums micro-batch losses under gradient accumulation when it passes the count;
+            # weight this micro-batch's mean by its share of the counted tokens, as L_clean is.
+            loss_mask = loss_mask * (labels[:, 1:] != -100).sum() / num_items_in_batch
+        return FastBltCausalLMOutput(loss=loss_clean + loss_mask, logits=logits, loss_clean=loss_clean,
+                                     loss_mask=loss_mask, block_logits=block_logits, block_targets=blocks.targets,
+                                     block_masked=masked)
 
     def generate(self, input_ids=None, attention_mask=None, generation_config=None, streamer=None, **kwargs):
         """Cached AR, BLT-D, BLT-S and BLT-DV decoding; see generation_fast_blt.py."""
