@@ -23,7 +23,8 @@ def test_block_diffusion_mask_docstring_example():
     start = torch.tensor([[0, 1, 2, 3, 2, 2]])
     block = torch.tensor([[-1, -1, -1, -1, 0, 0]])
     doc, valid = torch.zeros_like(order), torch.ones_like(order, dtype=torch.bool)
-    m = masks.block_diffusion_mask(order, start, block, order, doc, valid)[0, 0].long()
+    s = dict(order=order, start=start, block=block, pos=order, doc=doc, valid=valid)
+    m = masks.block_diffusion_mask(s, s)[0, 0].long()
     expected = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0],
                              [1, 1, 0, 0, 1, 1], [1, 1, 0, 0, 1, 1]])
     assert torch.equal(m, expected)
@@ -37,7 +38,8 @@ def test_block_rows_never_see_their_answers_or_other_blocks():
     start = torch.cat([torch.arange(N)] + [torch.full((Bs,), s) for s in starts])[None]
     block = torch.cat([torch.full((N,), -1)] + [torch.full((Bs,), i) for i in range(len(starts))])[None]
     doc = (order >= 17).long()  # two packed documents
-    m = masks.block_diffusion_mask(order, start, block, order, doc, torch.ones_like(order, dtype=torch.bool), 8)[0, 0]
+    s = dict(order=order, start=start, block=block, pos=order, doc=doc, valid=torch.ones_like(order, dtype=torch.bool))
+    m = masks.block_diffusion_mask(s, s, 8)[0, 0]
     q_block, k_clean = block[0][:, None] >= 0, (block[0] < 0)[None, :]
     assert not (m & q_block & k_clean & (order[0][None, :] >= start[0][:, None])).any()  # no answers
     other_block = (block[0][:, None] != block[0][None, :]) & q_block & ~k_clean

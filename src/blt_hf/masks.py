@@ -7,6 +7,8 @@ Positions are per-row position ids, not tensor indices, so a left-padded row see
 mask it would see alone.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -17,8 +19,10 @@ def start_indices(starts, count: int):
     return torch.where(starts, index, N).sort(-1).values[:, :count]
 
 
-def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def additive(mask, dtype: torch.dtype):
     """Boolean mask -> additive float mask for attention scores."""
+    if isinstance(mask, BlockDiffusionMask):
+        return mask.additive(dtype)
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
@@ -76,12 +80,13 @@ def decoder_latent_ids(patch_ids: torch.Tensor, next_starts: torch.Tensor) -> to
     return patch_ids + next_starts.long() - 1
 
 
-def block_diffusion_mask(order, start, block, pos, doc, valid, window: int | None = None):
+def block_diffusion_mask(q: dict, k: dict, window: int | None = None):
     """Decoder self-attention over [clean stream; noised blocks] for the BLT-D objective (DESIGN §2.4).
 
-    Per stream position (all (B, T)): `order` its byte index in the row, `start` its block's first
-    byte index (= order for clean bytes), `block` its block id (-1 = clean), `pos` its RoPE position,
-    `doc` its document id, `valid` False for padding. Terms:
+    `q` and `k` describe query and key positions, each a dict of (B, T) tensors: `order` the byte
+    index in the row, `start` the block's first byte index (= order for clean bytes), `block` the
+    block id (-1 = clean), `pos` the RoPE position, `doc` the document id, `valid` False on padding.
+    Pass the same stream twice for the dense mask, or sub-streams for its parts. Terms:
       clean_sees_clean  -- ordinary causal attention between clean bytes;
       block_sees_prefix -- a block sees clean bytes strictly before its start (those at or after
                            the start hold the answers);
@@ -95,12 +100,39 @@ def block_diffusion_mask(order, start, block, pos, doc, valid, window: int | Non
         1  1  0  0  1  1      b2
         1  1  0  0  1  1      b3
     """
-    q_clean, k_clean = (block < 0)[:, :, None], (block < 0)[:, None, :]
-    k_order = order[:, None, :]
-    clean_sees_clean = q_clean & k_clean & (k_order <= order[:, :, None])
-    block_sees_prefix = ~q_clean & k_clean & (k_order < start[:, :, None])
-    block_sees_itself = ~q_clean & (block[:, :, None] == block[:, None, :])
-    same_doc = doc[:, :, None] == doc[:, None, :]
-    in_window = (pos[:, :, None] - pos[:, None, :] < window) if window is not None else torch.ones_like(same_doc)
+    col = lambda name: q[name][:, :, None]  # noqa: E731  (B, Q, 1)
+    row = lambda name: k[name][:, None, :]  # noqa: E731  (B, 1, K)
+    q_clean, k_clean = col("block") < 0, row("block") < 0
+    clean_sees_clean = q_clean & k_clean & (row("order") <= col("order"))
+    block_sees_prefix = ~q_clean & k_clean & (row("order") < col("start"))
+    block_sees_itself = ~q_clean & (col("block") == row("block"))
+    same_doc = col("doc") == row("doc")
+    in_window = (col("pos") - row("pos") < window) if window is not None else True
     allowed = ((clean_sees_clean | block_sees_prefix) & same_doc & in_window) | block_sees_itself
-    return (allowed & valid[:, None, :])[:, None]
+    return (allowed & row("valid"))[:, None]
+
+
+@dataclass
+class BlockDiffusionMask:
+    """`block_diffusion_mask` in the parts that are not all-False, for [clean (N); nb blocks of Bs]:
+    clean (B,1,N,N), prefix (B,1,nb*Bs,N) and own (B,1,nb,1,Bs) (a block sees itself). Dense
+    attention over the whole stream would spend most of its work on block-to-other-block pairs."""
+
+    clean: torch.Tensor
+    prefix: torch.Tensor
+    own: torch.Tensor
+    num_blocks: int
+    block_size: int
+
+    @classmethod
+    def from_stream(cls, s: dict, num_clean: int, num_blocks: int, block_size: int, window=None):
+        clean = {name: t[:, :num_clean] for name, t in s.items()}
+        blocks = {name: t[:, num_clean:] for name, t in s.items()}
+        B = s["valid"].shape[0]
+        own = blocks["valid"].view(B, 1, num_blocks, 1, block_size)
+        return cls(block_diffusion_mask(clean, clean, window), block_diffusion_mask(blocks, clean, window), own,
+                   num_blocks, block_size)
+
+    def additive(self, dtype):
+        return BlockDiffusionMask(additive(self.clean, dtype), additive(self.prefix, dtype), additive(self.own, dtype),
+                                  self.num_blocks, self.block_size)

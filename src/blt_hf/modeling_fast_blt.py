@@ -91,6 +91,26 @@ def attention(module, query, key, value, attention_mask):
     return out.reshape(*out.shape[:2], -1)
 
 
+def block_diffusion_attention(module, q, k, v, mask: masks.BlockDiffusionMask):
+    """Self-attention over [clean (N); nb blocks of Bs] with additive `mask` parts, exactly equal to
+    dense attention under `masks.block_diffusion_mask` but without the block x other-block work:
+    clean queries attend causally to clean keys; each block query takes one softmax over the clean
+    prefix and its own block. q/k/v (B, h, T, d) -> (B, T, h*d)."""
+    B, h, T, d = q.shape
+    nb, Bs = mask.num_blocks, mask.block_size
+    N = T - nb * Bs
+    k, v = k.repeat_interleave(module.num_key_value_groups, 1), v.repeat_interleave(module.num_key_value_groups, 1)
+    out_clean = attention(module, q[:, :, :N], k[:, :, :N], v[:, :, :N], mask.clean)  # (B, N, h*d)
+    qb = q[:, :, N:] * module.head_dim**-0.5
+    prefix = (qb @ k[:, :, :N].transpose(2, 3) + mask.prefix).view(B, h, nb, Bs, N)
+    kb, vb = k[:, :, N:].view(B, h, nb, Bs, d), v[:, :, N:].view(B, h, nb, Bs, d)
+    own = qb.view(B, h, nb, Bs, d) @ kb.transpose(3, 4) + mask.own  # (B, h, nb, Bs, Bs)
+    probs = torch.cat([prefix, own], -1).softmax(-1, dtype=torch.float32).to(q.dtype)
+    probs = F.dropout(probs, p=module.config.dropout or 0.0, training=module.training)
+    out_blocks = probs[..., :N].reshape(B, h, nb * Bs, N) @ v[:, :, :N] + (probs[..., N:] @ vb).view(B, h, nb * Bs, d)
+    return torch.cat([out_clean, out_blocks.transpose(1, 2).reshape(B, nb * Bs, h * d)], 1)
+
+
 class FastBltSelfAttention(nn.Module):
     def __init__(self, config, layer_idx: int):
         super().__init__()
@@ -111,6 +131,8 @@ class FastBltSelfAttention(nn.Module):
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         if cache is not None:  # any object with DynamicCache's update(k, v, layer_idx) -> (k_all, v_all)
             k, v = cache.update(k, v, self.layer_idx)
+        if isinstance(attention_mask, masks.BlockDiffusionMask):
+            return self.o_proj(block_diffusion_attention(self, q, k, v, attention_mask))
         return self.o_proj(attention(self, q, k, v, attention_mask))
 
 
@@ -433,8 +455,9 @@ class FastBltModel(FastBltPreTrainedModel):
         if self.patcher is None:  # one patch per byte: every patch is complete
             starts_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
         else:
-            mask = masks.causal_mask(position_ids, position_ids, valid, c.patcher_config.sliding_window,
-                                     doc_ids, doc_ids)
+            window = c.patcher_config.sliding_window
+            window = window if window is not None and window < input_ids.shape[1] else None
+            mask = masks.causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
             ent = entropy(self.patcher(input_ids, position_ids, mask))
             starts_ext = patch_starts_from_entropies(ent, valid, pos_ext, c.patching_threshold, c.max_patch_length)
         starts = starts_ext[:, :-1] & valid
@@ -465,8 +488,7 @@ class FastBltModel(FastBltPreTrainedModel):
 
     def encode(self, input_ids, valid, position_ids, doc_ids, patching: Patching):
         """Local encoder: bytes -> byte states (B, N, He) and patch latents (B, M, k*He)."""
-        window = self.config.local_attention_window_len
-        mask = masks.causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
+        mask = masks.causal_mask(position_ids, position_ids, valid, self.window(valid.shape[1]), doc_ids, doc_ids)
         h_bytes = self.local_encoder(self.embed(input_ids, doc_ids), position_ids, mask)
         return h_bytes, self.local_encoder.pool(h_bytes, patching.ids, patching.num_patches)
 
@@ -475,9 +497,14 @@ class FastBltModel(FastBltPreTrainedModel):
         mask = masks.causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
         return self.global_transformer(latents, p.patch_pos, mask)
 
+    def window(self, length: int):
+        """The local sliding window, or None when no position can fall outside it (saves the term)."""
+        window = self.config.local_attention_window_len
+        return window if window is not None and window < length else None
+
     def byte_mask(self, ctx: Context):
         pos, doc = ctx.position_ids, ctx.doc_ids
-        return masks.causal_mask(pos, pos, ctx.valid, self.config.local_attention_window_len, doc, doc)
+        return masks.causal_mask(pos, pos, ctx.valid, self.window(pos.shape[1]), doc, doc)
 
     def decode(self, h, position_ids, mask, global_states, latent_ids):
         """Local decoder over any stream of byte states; `latent_ids` (B, T) picks each one's latent."""
@@ -545,8 +572,7 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id)
         s = diffusion_objective.stream(ctx, blocks)
         h = torch.cat([ctx.h_bytes, inner.local_encoder.embed_tokens(noisy).flatten(1, 2)], 1)
-        mask = masks.block_diffusion_mask(s["order"], s["start"], s["block"], s["pos"], s["doc"], s["valid"],
-                                          self.config.local_attention_window_len)
+        mask = masks.BlockDiffusionMask.from_stream(s, N, *noisy.shape[1:], inner.window(N + block_size))
         hidden = inner.decode(h, s["pos"], mask, ctx.global_states, s["latent"])
         logits = self.lm_head(hidden[:, :N]).float()
         block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)
