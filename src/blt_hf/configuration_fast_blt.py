@@ -116,6 +116,8 @@ class FastBltConfig(PreTrainedConfig):
     """Top-level config: patching, hashing, component configs, special ids and the BLT-D block size."""
 
     model_type = "fast_blt"
+    # Trainer's evaluation gathers every output tensor except these (the BLT-D block tensors are large).
+    keys_to_ignore_at_inference = ["loss_clean", "loss_mask", "block_logits", "block_targets", "block_masked"]
     sub_configs_defaults = {
         "patcher_config": FastBltPatcherConfig,
         "encoder_config": FastBltLocalEncoderConfig,
