@@ -1,0 +1,250 @@
+"""Training pipeline shared by `examples/train.py` and `blt-hf train`.
+
+Three starts, one Trainer loop (labels = input_ids from the stock
+`DataCollatorForLanguageModeling(tokenizer, mlm=False)`; the model shifts / noises internally):
+  * from scratch: train the entropy model, calibrate its threshold, build a BLT(-D) around it;
+  * continue: `model_name_or_path` is one of our checkpoints;
+  * fine-tune into BLT-D: `model_name_or_path` is a plain BLT checkpoint (ours or transformers'
+    `BltForCausalLM`); `diffusion_block_size` is written into its loaded config.
+Resuming: Trainer checkpoints live in `output_dir/checkpoint-*`; the entropy stage is saved in
+`output_dir/entropy_model` and reused, so a rerun with `--resume_from_checkpoint` rebuilds the
+identical model and loses nothing. The final model is written atomically to `output_dir/final`.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from .configuration_fast_blt import FastBltConfig, FastBltPatcherConfig
+from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION, build_corpus
+from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE, FastBltEntropyModel,
+                            calibrate_threshold, install_patcher)
+from .modeling_fast_blt import FastBltForCausalLM
+from .tokenization_fast_blt import FastBltTokenizer
+
+ENTROPY_DIR, FINAL_DIR, CALIBRATION_FILE = "entropy_model", "final", "calibration.json"
+DEFAULT_BLOCK_SIZE = 4  # the paper's cheapest BLT-D, nearly AR quality
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train. Sizes apply only when training from scratch."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "checkpoint to continue or fine-tune "
+                                                                          "(ours or transformers' BLT); None = from scratch"})
+    diffusion_block_size: int | None = field(default=None, metadata={
+        "help": f"B of BLT-D (0 = plain next-byte BLT); None = keep the checkpoint's, {DEFAULT_BLOCK_SIZE} from scratch"})
+    entropy_model_path: str | None = field(default=None, metadata={"help": "a trained FastBltEntropyModel directory "
+                                                                           "to use instead of training one"})
+    local_hidden_size: int = field(default=256, metadata={"help": "encoder/decoder width"})
+    global_hidden_size: int = field(default=512, metadata={"help": "global transformer width"})
+    encoder_layers: int = 1
+    decoder_layers: int = 2
+    global_layers: int = 4
+    patcher_hidden_size: int = 128
+    patcher_layers: int = 2
+    hash_vocab: int = field(default=8192, metadata={"help": "rows per hash n-gram table (released BLT: 500002)"})
+    entropy_steps: int = field(default=1000, metadata={"help": "optimizer steps for the entropy model"})
+    entropy_learning_rate: float = 1e-3
+    target_patch_size: float = DEFAULT_TARGET_PATCH_SIZE
+    max_patch_length: int = DEFAULT_MAX_PATCH_LENGTH
+
+
+@dataclass
+class DataArguments:
+    """The offline corpus (see blt_hf.data)."""
+
+    data_dir: str | None = field(default=None, metadata={"help": "directory of text files; None = Python's stdlib "
+                                                                 "sources + shipped docs"})
+    seq_len: int = DEFAULT_SEQ_LEN
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    max_files: int | None = None
+    max_train_bytes: int | None = None
+    max_validation_bytes: int | None = None
+
+
+def use_default_precision(args: TrainingArguments) -> TrainingArguments:
+    """bf16 autocast on a bf16-capable GPU unless fp16/bf16 was chosen; fp32 otherwise (CPU)."""
+    if not (args.bf16 or args.fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        args.bf16, args.mixed_precision = True, "bf16"  # mixed_precision is derived in __post_init__
+    return args
+
+
+def heads_for(width: int) -> int:
+    return max(1, width // 64)  # head dim 64 as in BLT, one head for tiny widths
+
+
+def stack(width: int, layers: int) -> dict:
+    return dict(hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads_for(width))
+
+
+def patcher_config_from_args(m: ModelArguments) -> FastBltPatcherConfig:
+    return FastBltPatcherConfig(**stack(m.patcher_hidden_size, m.patcher_layers))
+
+
+def blt_config_from_args(m: ModelArguments, seq_len: int) -> FastBltConfig:
+    local = stack(m.local_hidden_size, 0)
+    return FastBltConfig(
+        diffusion_block_size=DEFAULT_BLOCK_SIZE if m.diffusion_block_size is None else m.diffusion_block_size,
+        encoder_hash_byte_group_vocab=m.hash_vocab,
+        max_patch_length=m.max_patch_length, max_position_embeddings=max(seq_len, 1024),
+        patcher_config=patcher_config_from_args(m).to_dict(),
+        encoder_config=dict(local, num_hidden_layers=m.encoder_layers),
+        decoder_config=dict(local, num_hidden_layers=m.decoder_layers),
+        global_config=stack(m.global_hidden_size, m.global_layers),
+    )
+
+
+def collator():
+    return DataCollatorForLanguageModeling(FastBltTokenizer(), mlm=False)
+
+
+def replace_dir(tmp: Path, path: Path) -> Path:
+    """Move a finished directory into place; `path` is either the old or the new one, never partial."""
+    if path.exists():  # os.replace cannot replace a non-empty directory
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def save_atomically(model, path, tokenizer=None) -> Path:
+    """Single-process save: write a temporary sibling, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    model.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    return replace_dir(tmp, path)
+
+
+def save_final(trainer: Trainer, path) -> Path:
+    """Distributed-safe atomic save: every rank joins `save_model` (FSDP / ZeRO-3 gather the
+    weights there), then rank 0 renames the finished temporary directory into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        replace_dir(tmp, path)
+    trainer.accelerator.wait_for_everyone()
+    return path
+
+
+def entropy_training_args(args: TrainingArguments, m: ModelArguments) -> TrainingArguments:
+    """The BLT run's settings with the entropy model's own steps, LR and directory."""
+    d = args.to_dict()
+    d.update(output_dir=os.path.join(args.output_dir, ENTROPY_DIR + "_run"), max_steps=m.entropy_steps,
+             learning_rate=m.entropy_learning_rate, resume_from_checkpoint=None, push_to_hub=False,
+             eval_strategy="no", load_best_model_at_end=False)
+    fields = TrainingArguments.__dataclass_fields__  # to_dict masks *_token values: never copy those
+    d = {k: v for k, v in d.items() if k in fields and fields[k].init and not k.endswith("_token")}
+    return use_default_precision(TrainingArguments(**d))
+
+
+def train_entropy_model(corpus, m: ModelArguments, args: TrainingArguments):
+    """Stage 1: train + calibrate the patcher, saved to output_dir/entropy_model (reused if present)."""
+    out = Path(args.output_dir) / ENTROPY_DIR
+    if (out / CALIBRATION_FILE).exists():
+        cal = json.loads((out / CALIBRATION_FILE).read_text())
+        return FastBltEntropyModel.from_pretrained(out), cal["patching_threshold"]
+    e_args = entropy_training_args(args, m)
+    torch.manual_seed(args.seed)  # same initial weights on every rank
+    model = FastBltEntropyModel(patcher_config_from_args(m))
+    held_out = torch.tensor(corpus["validation"]["input_ids"][:256])
+    if len(held_out) == 0:
+        raise ValueError("the validation split has no full row to calibrate the patcher on: "
+                         "lower seq_len or raise validation_fraction")
+    trainer = Trainer(model, e_args, train_dataset=corpus["train"], data_collator=collator())
+    resume = get_last_checkpoint(e_args.output_dir) if os.path.isdir(e_args.output_dir) else None
+    trainer.train(resume_from_checkpoint=resume)
+    save_final(trainer, out)
+    # Reload rather than reuse `model`: under FSDP its parameters are shards. Every rank calibrates
+    # (deterministic, identical); the calibration file, written last, marks the stage as done.
+    model = FastBltEntropyModel.from_pretrained(out).to(args.device)
+    threshold, size = calibrate_threshold(model, held_out, m.target_patch_size, m.max_patch_length)
+    if trainer.is_world_process_zero():
+        cal = dict(patching_threshold=threshold, mean_patch_size=size, target_patch_size=m.target_patch_size,
+                   max_patch_length=m.max_patch_length, held_out_rows=len(held_out))
+        (out / CALIBRATION_FILE).write_text(json.dumps(cal, indent=2))
+    return model, threshold
+
+
+def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int):
+    """The model the Trainer starts from (see the module docstring for the three cases)."""
+    if m.model_name_or_path is not None:
+        model = FastBltForCausalLM.from_pretrained(m.model_name_or_path)
+        if m.diffusion_block_size is not None:
+            model.config.diffusion_block_size = m.diffusion_block_size
+    else:
+        torch.manual_seed(args.seed)  # same initial weights on every rank and on every resume
+        model = FastBltForCausalLM(blt_config_from_args(m, seq_len))
+    if m.entropy_model_path is not None:
+        cal = json.loads((Path(m.entropy_model_path) / CALIBRATION_FILE).read_text())
+        install_patcher(model, FastBltEntropyModel.from_pretrained(m.entropy_model_path),
+                        cal["patching_threshold"], cal["max_patch_length"])
+    elif m.model_name_or_path is None:
+        install_patcher(model, *train_entropy_model(corpus, m, args), m.max_patch_length)
+    return model
+
+
+def resume_arg(args: TrainingArguments):
+    """`--resume_from_checkpoint true` means "the latest checkpoint in output_dir" (Trainer's True)."""
+    resume = args.resume_from_checkpoint
+    return True if isinstance(resume, str) and resume.lower() == "true" else resume
+
+
+def parse_args(argv=None):
+    """(ModelArguments, DataArguments, TrainingArguments) from the command line (or one .json file)."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    if argv and len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
+    """Build corpus and model, train (resuming when asked), save `output_dir/final`; returns (trainer, path)."""
+    use_default_precision(args)
+    corpus = build_corpus(d.data_dir, d.seq_len, d.validation_fraction, d.max_files, d.max_train_bytes,
+                          d.max_validation_bytes, seed=args.data_seed or 0)
+    model = build_model(corpus, m, args, d.seq_len)
+    eval_set = corpus["validation"] if args.eval_strategy != "no" else None
+    args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
+    trainer = Trainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set, data_collator=collator(),
+                      processing_class=FastBltTokenizer())  # saved with every checkpoint and the final model
+    trainer.train(resume_from_checkpoint=resume_arg(args))
+    return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)
+
+
+LORA_ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_target_modules(model, names=LORA_ATTENTION_MLP) -> str:
+    """PEFT `target_modules` regex (full match on module paths) that never reaches the frozen patcher.
+
+    `names`: linear leaf names to adapt, or "all-linear" for every `nn.Linear` except the output
+    head. PEFT's own "all-linear" also wraps `model.patcher.*` (incl. the patcher's `lm_head`),
+    which would change the patch boundaries the model was trained with; this regex does not.
+    Self- and cross-attention share the q/k/v/o names, so both are adapted.
+    """
+    if names == "all-linear":
+        names = sorted({n.rsplit(".", 1)[-1] for n, mod in model.named_modules()
+                        if isinstance(mod, torch.nn.Linear) and ".patcher." not in f".{n}."} - {"lm_head"})
+    return rf"^(?!(.*\.)?patcher\.).*\.({'|'.join(names)})$"
