@@ -22,7 +22,7 @@ def fixed_noise(monkeypatch):
     """Replace the random noise with a chosen mask probability applied deterministically."""
 
     def install(t_value, masked_fraction=None):
-        def noise(blocks, mask_id):
+        def noise(blocks, mask_id, t=None):
             B = blocks.bytes.shape[0]
             t = torch.full((B,), t_value)
             masked = blocks.targets >= 0
@@ -101,7 +101,7 @@ def test_changing_bytes_at_or_after_a_block_start_leaves_its_predictions(fixed_n
     model = model_with(block_size=4)
     ids = random_ids(1, 48, seed=6)
     with torch.no_grad():
-        base = model(ids, labels=ids)
+        base = model(ids, labels=ids)  # noise is fixed by the fixture
         starts = base.block_targets  # not needed beyond shape; recompute starts from patching
         ctx = model.model.contextualize(ids)
         opens = ctx.patching.starts & (ctx.position_ids > 0)
@@ -169,3 +169,12 @@ def test_split_block_attention_equals_dense_masked_attention(window):
     reference = attn(h, rotary, dense)
     live = s["valid"]  # padding queries read nothing meaningful in either path
     torch.testing.assert_close(fast[live], reference[live], atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_noise_level_for_evaluation():
+    model = model_with()
+    ids = random_ids(2, 40, seed=9)
+    with torch.no_grad():
+        full = model(ids, labels=ids, diffusion_t=1.0)
+    real = full.block_targets >= 0
+    assert torch.equal(full.block_masked, real)  # t = 1 masks every real block byte

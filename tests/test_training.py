@@ -106,7 +106,7 @@ def test_pipeline_from_scratch_resume_and_finetune_transformers_blt_into_bltd(tm
 def test_bits_per_byte_next_byte_and_masked_block():
     import math
 
-    from blt_hf.evaluation import bits_per_byte, fixed_mask_rate
+    from blt_hf.evaluation import bits_per_byte
 
     model, data = _model(block_size=4).eval(), _dataset(rows=4)
     result = bits_per_byte(model, data, batch_size=2, mask_rates=(0.5, 1.0))
@@ -118,8 +118,8 @@ def test_bits_per_byte_next_byte_and_masked_block():
     assert result["next_byte_bpb"] == pytest.approx(expected, rel=1e-5)
     assert set(result["masked_block_bpb"]) == {0.5, 1.0} and all(v > 0 for v in result["masked_block_bpb"].values())
     assert bits_per_byte(model, data, batch_size=2, mask_rates=(0.5, 1.0)) == result  # seeded
-    with fixed_mask_rate(1.0), torch.no_grad():
-        out = model(input_ids=ids, labels=ids)
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids, diffusion_t=1.0)
     assert torch.equal(out.block_masked, out.block_targets >= 0)  # t = 1: every real block byte is masked
     assert bits_per_byte(_model(block_size=0).eval(), data)["masked_block_bpb"] == {}
 

@@ -55,10 +55,12 @@ def cut_blocks(input_ids, labels, ctx, block_size: int, mask_id: int) -> Blocks:
     return Blocks(start, latent, valid, block_bytes, targets)
 
 
-def noise(blocks: Blocks, mask_id: int):
-    """Mask each real block byte with probability t (one t per sequence). -> (noisy ids, masked, t (B,))."""
+def noise(blocks: Blocks, mask_id: int, t: float | None = None):
+    """Mask each real block byte with probability t, t ~ U(0, 1) per sequence unless given (evaluation
+    at a fixed noise level). -> (noisy ids, masked, t (B,))."""
     B = blocks.bytes.shape[0]
-    t = torch.rand(B, device=blocks.bytes.device).clamp(min=T_MIN)
+    t = torch.rand(B, device=blocks.bytes.device) if t is None else torch.full((B,), float(t), device=blocks.bytes.device)
+    t = t.clamp(min=T_MIN)
     masked = (torch.rand(blocks.bytes.shape, device=t.device) < t[:, None, None]) & (blocks.targets >= 0)
     noisy = torch.where(masked | (blocks.targets < 0), mask_id, blocks.bytes)
     return noisy, masked, t

@@ -12,33 +12,14 @@ Two numbers, each an average per predicted byte over the whole split:
     The masking draws come from a seeded generator, so the numbers repeat.
 """
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
-from . import diffusion_objective
 from .tokenization_fast_blt import BOS_ID, PAD_ID
 
 DEFAULT_MASK_RATES = (0.25, 0.5, 0.75, 1.0)
-
-
-@contextlib.contextmanager
-def fixed_mask_rate(t: float):
-    """Run the model's BLT-D forward with t fixed (the forward draws t ~ U(0,1) internally)."""
-    original = diffusion_objective.noise
-
-    def noise(blocks, mask_id):
-        rate = torch.full((blocks.bytes.shape[0],), t, device=blocks.bytes.device)
-        masked = (torch.rand(blocks.bytes.shape, device=rate.device) < rate[:, None, None]) & (blocks.targets >= 0)
-        return torch.where(masked | (blocks.targets < 0), mask_id, blocks.bytes), masked, rate
-
-    diffusion_objective.noise = noise
-    try:
-        yield
-    finally:
-        diffusion_objective.noise = original
 
 
 def _next_byte_nats(model, ids):
@@ -51,8 +32,7 @@ def _next_byte_nats(model, ids):
 
 
 def _masked_block_nats(model, ids, t: float):
-    with fixed_mask_rate(t):
-        out = model(input_ids=ids, labels=ids)
+    out = model(input_ids=ids, labels=ids, diffusion_t=t)
     masked = out.block_masked
     ce = F.cross_entropy(out.block_logits[masked].float(), out.block_targets[masked], reduction="sum")
     return ce.item(), masked.sum().item()

@@ -551,9 +551,11 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         self.post_init()
         self.generation_config = default_generation_config(config)
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0,
+                diffusion_t: float | None = None, **kwargs):
         """Next-byte logits. With `labels`: the shifted next-byte loss (Trainer's `num_items_in_batch`
-        aware), plus the BLT-D masked-block loss when `config.diffusion_block_size` > 0."""
+        aware), plus the BLT-D masked-block loss when `config.diffusion_block_size` > 0 (noise level
+        t ~ U(0, 1) per sequence, or `diffusion_t` for evaluation at a fixed level)."""
         inner = self.model
         ctx = inner.contextualize(input_ids, attention_mask)
         block_size = self.config.diffusion_block_size
@@ -563,13 +565,13 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
             logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden).float()
             loss = None if labels is None else self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
             return FastBltCausalLMOutput(loss=loss, logits=logits, loss_clean=loss)
-        return self.diffusion_forward(ctx, input_ids, labels, block_size, **kwargs)
+        return self.diffusion_forward(ctx, input_ids, labels, block_size, diffusion_t, **kwargs)
 
-    def diffusion_forward(self, ctx, input_ids, labels, block_size, num_items_in_batch=None, **kwargs):
+    def diffusion_forward(self, ctx, input_ids, labels, block_size, t=None, num_items_in_batch=None, **kwargs):
         """L_clean + L_mask over the decoder stream [clean; noised blocks] (DESIGN.md §2)."""
         inner, N = self.model, input_ids.shape[1]
         blocks = diffusion_objective.cut_blocks(input_ids, labels, ctx, block_size, self.config.mask_token_id)
-        noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id)
+        noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id, t)
         s = diffusion_objective.stream(ctx, blocks)
         h = torch.cat([ctx.h_bytes, inner.local_encoder.embed_tokens(noisy).flatten(1, 2)], 1)
         mask = masks.BlockDiffusionMask.from_stream(s, N, *noisy.shape[1:], inner.window(N + block_size))
