@@ -1,10 +1,49 @@
-"""Generation for FastBltForCausalLM (placeholder: recompute-everything greedy/sampled AR).
+"""Generation for FastBltForCausalLM: cached AR BLT, BLT-D (diffusion), BLT-S (self-speculation), BLT-DV.
 
-To be replaced by the cached AR / BLT-D / BLT-S / BLT-DV decoders.
+Contract: `generate(model, input_ids, attention_mask, ...)` returns the prompt as passed (left
+padding included) followed by the new bytes, PAD after a row stops (EOS / stop string /
+max_new_tokens); with `return_dict_in_generate` a `FastBltGenerateOutput` with per-row counters.
+Every step costs O(new bytes): the patcher, encoder and decoder keep per-byte KV caches and the
+global transformer a per-patch one (cache_fast_blt.py); only new bytes and newly completed
+patches are computed. One cycle = `append` (patcher + encoder on new bytes, incremental
+patching) -> `run_global` (patches completed since the last call) -> `run_decoder`.
+Counters: `decoder_calls` = local-decoder passes, `global_calls` = global-transformer passes that
+processed at least one patch of the row (the encoder runs with every append and is not counted).
 """
+
+from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig
+from transformers.utils import ModelOutput
+
+from . import masks, sampling
+from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
+                             set_tail, tail)
+
+# Design choices (DESIGN.md §5), matching the BLT-D training layout of modeling_fast_blt.py:
+# - A BLT-D block at position N starts a new patch: the open last patch is closed at N
+#   (`force_boundary`) and the global model runs on it, so the block cross-attends o_{i-1}, the last
+#   complete patch, exactly as a training block cut at patch start s_i. The forced boundary stays
+#   in the clean patching of the committed bytes; boundaries inside a block follow the entropy rule.
+# - Block inputs are byte-embedding lookups (MASK id for unknown bytes, no hash n-grams) at their own
+#   RoPE positions; a block sees every committed byte (window applied) and itself bidirectionally.
+# - BLT-D merges the clean decoder pass over a committed block with the next block's first
+#   denoising pass (one decoder call), and the global pass over the block's inner patches with
+#   the next block's patch closing (one global call): global_calls == number of blocks and
+#   decoder_calls == denoising passes. The prompt's global/decoder passes merge the same way.
+# - BLT-S drafts k bytes with encoder + decoder only (last complete latent, no patcher, no global);
+#   verification is one causal pass over [pending byte, drafts], not reused for the next draft:
+#   per cycle k + 1 decoder calls and <= 1 global call. BLT-DV drafts a block whose first byte is
+#   the pending (already verified) byte, then verifies it the same way; the draft's forced patch
+#   boundary is undone before verification, so outputs equal AR under greedy decoding.
+# - Unmasking: confidence = probability of the chosen byte; entropy bound on the plain sum;
+#   ties go to the leftmost position. Sampling uses torch's global RNG (seeded runs repeat).
+# - Host syncs: one per step to decide whether the global model runs (two when it does), one per
+#   denoising pass, one per BLT-S/DV cycle (row lengths), one per commit for stopping.
+
+DECODINGS = ("autoregressive", "diffusion", "self_speculation", "diffusion_verify")
+UNMASKING = ("confidence", "entropy_bound", "one_step")
 
 
 def default_generation_config(config) -> GenerationConfig:
@@ -14,19 +53,541 @@ def default_generation_config(config) -> GenerationConfig:
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
         do_sample=False, max_new_tokens=128,
         decoding="diffusion" if block > 0 else "autoregressive", block_size=block or 8,
+        unmasking="confidence", confidence_threshold=0.7, entropy_bound=1.0, draft_length=4,
     )
 
 
+@dataclass
+class FastBltGenerateOutput(ModelOutput):
+    """sequences (B, N + new); per-row counters (B,) long."""
+
+    sequences: torch.Tensor | None = None
+    decoder_calls: torch.Tensor | None = None
+    global_calls: torch.Tensor | None = None
+    accepted_bytes: torch.Tensor | None = None
+    drafted_bytes: torch.Tensor | None = None
+
+
+@dataclass
+class Options:
+    decoding: str
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_k: int
+    top_p: float
+    block_size: int
+    unmasking: str
+    confidence_threshold: float
+    entropy_bound: float
+    draft_length: int
+    eos_token_id: list
+    stop_strings: list
+    return_dict: bool
+    num_return_sequences: int
+
+
+# ----------------------------------------------------------------------------- options and validation
+
+
+def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
+    """Merge model.generation_config, an explicit generation_config and kwargs (kwargs win); validate."""
+    configs = [c for c in (generation_config, model.generation_config) if c is not None]
+
+    def get(name, default=None):
+        if name in kwargs:
+            return default if kwargs[name] is None else kwargs[name]
+        for gc in configs:  # an explicit generation_config, then the model's (custom keys via getattr)
+            value = getattr(gc, name, None)
+            if value is not None:
+                return value
+        return default
+
+    max_new = get("max_new_tokens")
+    if kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None:  # explicit max_length wins
+        max_new = kwargs["max_length"] - prompt_len
+    eos = get("eos_token_id", [])
+    stops = get("stop_strings", [])
+    opts = Options(
+        decoding=get("decoding", "autoregressive"), max_new_tokens=int(max_new if max_new is not None else 128),
+        do_sample=bool(get("do_sample", False)), temperature=float(get("temperature", 1.0)),
+        top_k=int(get("top_k", 0)), top_p=float(get("top_p", 1.0)),
+        block_size=int(get("block_size", model.config.diffusion_block_size or 8)),
+        unmasking=get("unmasking", "confidence"), confidence_threshold=float(get("confidence_threshold", 0.7)),
+        entropy_bound=float(get("entropy_bound", 1.0)), draft_length=int(get("draft_length", 4)),
+        eos_token_id=[eos] if isinstance(eos, int) else list(eos), stop_strings=[stops] if isinstance(stops, str)
+        else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
+        num_return_sequences=int(get("num_return_sequences", 1)),
+    )
+    validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
+    return opts
+
+
+def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
+    if o.decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, got {o.decoding!r}")
+    trained = model.config.diffusion_block_size > 0
+    if o.decoding in ("diffusion", "diffusion_verify") and not (trained or force_diffusion):
+        raise ValueError(f"decoding={o.decoding!r} needs a model trained with the BLT-D objective "
+                         "(config.diffusion_block_size > 0); pass force_diffusion=True to run it anyway")
+    if o.block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {o.block_size}")
+    if o.draft_length < 1:
+        raise ValueError(f"draft_length must be >= 1, got {o.draft_length}")
+    if o.unmasking not in UNMASKING:
+        raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
+    if not 0 < o.confidence_threshold <= 1:
+        raise ValueError(f"confidence_threshold must be in (0, 1], got {o.confidence_threshold}")
+    if not o.entropy_bound > 0:
+        raise ValueError(f"entropy_bound must be > 0, got {o.entropy_bound}")
+    if o.do_sample and not o.temperature > 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {o.temperature}")
+    if not 0 < o.top_p <= 1 or o.top_k < 0:
+        raise ValueError(f"top_p must be in (0, 1] and top_k >= 0, got top_p={o.top_p}, top_k={o.top_k}")
+    if o.max_new_tokens < 0 or o.num_return_sequences < 1:
+        raise ValueError(f"max_new_tokens must be >= 0 and num_return_sequences >= 1, got {o.max_new_tokens} "
+                         f"and {o.num_return_sequences}")
+    limit = model.config.encoder_config.max_position_embeddings
+    if prompt_len + o.max_new_tokens > limit:
+        raise ValueError(f"prompt ({prompt_len} bytes) + max_new_tokens ({o.max_new_tokens}) is longer than the "
+                         f"model allows (encoder_config.max_position_embeddings = {limit})")
+
+
+def check_prompt(config, input_ids, attention_mask):
+    """-> valid (B, N) bool. Ids in the vocabulary, left padding only, >= 1 real byte per row."""
+    if input_ids is None or input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ValueError("input_ids must be a (batch, length) tensor of byte ids with at least one byte (BOS)")
+    bad = (input_ids < 0) | (input_ids >= config.vocab_size)
+    if bad.any():
+        raise ValueError(f"input_ids contains id {input_ids[bad][0].item()}, outside the vocabulary "
+                         f"[0, {config.vocab_size})")
+    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    if not valid[:, -1].all() or (valid.long().diff(dim=1) < 0).any():
+        raise ValueError("generate() needs left padding (attention_mask 0...0 1...1 per row); "
+                         "set tokenizer.padding_side = 'left'")
+    return valid
+
+
+# ----------------------------------------------------------------------------- the cached components
+
+
+def view(st: DecodeState) -> int:
+    """Columns the byte-level attention reads: every committed byte plus room for a draft / block."""
+    return min(st.len_hi + st.slack, st.capacity)
+
+
+def key_mask(st: DecodeState, q_pos, end, window):
+    """Causal (windowed) mask of queries at positions q_pos (B, Q) over committed slots < end (B,)."""
+    hi = view(st)
+    cols = torch.arange(hi, device=q_pos.device)
+    ok = st.valid[:, :hi].bool() & (cols < end[:, None])
+    return masks.causal_mask(q_pos, st.pos[:, :hi], ok, window)
+
+
+def write_bytes(st: DecodeState, cols, ids, valid, t, offset: int = 0):
+    """Store Q new bytes per row at `cols` (B, Q) after tail `t`; -> their position ids (B, Q)."""
+    before = t[:, POS] + t[:, VALID] + offset  # real bytes before the chunk
+    pos = (before[:, None] + valid.long().cumsum(-1) - 1).clamp(min=0)
+    st.ids.scatter_(1, cols, ids * valid)  # PAD (0) under padding, as hash n-grams see before the start
+    st.meta[..., :2].scatter_(1, cols[..., None].expand(-1, -1, 2), torch.stack([pos, valid.long()], -1))
+    return pos
+
+
+def run_patcher(model, st, cols, pos, ids, mask):
+    """Entropy model on the new bytes with its KV cache -> H (B, Q) in nats."""
+    from .modeling_fast_blt import entropy
+
+    st.patcher.cols, st.patcher.hi = cols, view(st)
+    return entropy(model.model.patcher(ids, pos, mask, st.patcher))
+
+
+def update_patches(model, st, cols, valid, H, t):
+    """Incremental entropy patching of Q new bytes (the rule of patch_starts_from_entropies).
+
+    Byte j opens a patch iff it is one of the first two real bytes or H(x_{j-1}) > threshold, or the
+    max_patch_length split falls on it. Column 0's answer was stored with the previous byte
+    (`nstart`); that is also where a BLT-D block start forces a boundary (`force_boundary`).
+    """
+    c, Q = model.config, cols.shape[1]
+    ext = torch.cat([valid, torch.ones_like(valid[:, :1])], 1)  # (B, Q+1): + the byte after the chunk
+    rank = (t[:, POS] + t[:, VALID])[:, None] + ext.long().cumsum(-1) - 1
+    high = H > c.patching_threshold if H is not None else torch.ones_like(valid)  # no patcher: byte patches
+    estart = ext & ((rank <= 1) | torch.cat([torch.zeros_like(high[:, :1]), high], 1))
+    estart[:, 0] = ext[:, 0] & t[:, NSTART].bool()
+    j = torch.arange(Q + 1, device=cols.device)
+    mark = torch.where(estart, j, -(1 << 40))
+    mark[:, 0] = torch.where(estart[:, 0], 0, -t[:, DIST])  # last entropy start before the chunk
+    dist = j - mark.cummax(-1).values  # (B, Q+1) bytes since the last entropy start
+    starts = estart
+    if c.max_patch_length is not None:
+        starts = starts | (ext & (dist % c.max_patch_length == 0))
+        starts[:, 0] = estart[:, 0]
+    pid = torch.where(valid, t[:, PID, None] + starts[:, :Q].long().cumsum(-1), -1)
+    fields = torch.stack([pid, starts[:, 1:].long(), dist[:, 1:]], -1)  # (B, Q, 3): pid, nstart, dist
+    st.meta[..., PID:].scatter_(1, cols[..., None].expand(-1, -1, 3), fields)
+
+
+def force_boundary(st: DecodeState):
+    """A BLT-D block starts a new patch: close the open one. -> what to restore for BLT-DV."""
+    t = tail(st)
+    saved = t[:, NSTART], t[:, DIST], st.glob.clone()
+    set_tail(st, NSTART, torch.ones_like(saved[0]))
+    set_tail(st, DIST, torch.zeros_like(saved[1]))
+    return saved
+
+
+def restore_boundary(st: DecodeState, saved) -> None:
+    set_tail(st, NSTART, saved[0])
+    set_tail(st, DIST, saved[1])
+    st.glob = saved[2]
+
+
+def run_encoder(model, st, cols, pos, mask):
+    """Hash n-gram embedding (window of the 7 previous bytes) + local encoder layers on the new bytes."""
+    inner, w = model.model, max(model.config.encoder_hash_byte_group_size) - 1
+    Q = cols.shape[1]
+    window_cols = cols[:, :1] - w + torch.arange(w + Q, device=cols.device)
+    ids = torch.where(window_cols >= 0, st.ids.gather(1, window_cols.clamp(min=0)), 0)
+    embeds = inner.embed(ids)[:, w:]  # (B, Q, He): each n-gram sees its own previous bytes
+    st.encoder.cols, st.encoder.hi = cols, view(st)
+    h = inner.local_encoder(embeds, pos, mask, st.encoder)
+    st.enc.scatter_(1, cols[..., None].expand_as(h), h)
+
+
+def append(model, st, ids, valid):
+    """Commit Q new bytes per row: patcher + incremental patching + encoder. The decoder runs later."""
+    c, Q, t = model.config, ids.shape[1], tail(st)
+    cols = st.length[:, None] + torch.arange(Q, device=ids.device)
+    st.len_hi += Q
+    pos = write_bytes(st, cols, ids, valid, t)
+    end = st.length + Q
+    mask = key_mask(st, pos, end, c.local_attention_window_len)
+    H = None
+    if st.patcher is not None:
+        same = c.patcher_config.sliding_window == c.local_attention_window_len
+        H = run_patcher(model, st, cols, pos, ids, mask if same else key_mask(st, pos, end,
+                                                                               c.patcher_config.sliding_window))
+    update_patches(model, st, cols, valid, H, t)
+    run_encoder(model, st, cols, pos, mask)
+    st.length = end
+    return mask  # also the decoder's mask for these bytes (same positions, keys and window)
+
+
+def run_global(model, st, active, counters) -> None:
+    """Pool every patch completed since the last call and run the global transformer on them, in one pass."""
+    inner, k = model.model, model.config.cross_attn_k
+    done, total = st.glob, complete_patches(st)
+    if int((total - done).max()) <= 0:  # the step's host sync: most AR steps complete no patch
+        return
+    hi = view(st)
+    cols = torch.arange(hi, device=done.device)
+    in_new = st.valid[:, :hi].bool() & (cols < st.length[:, None])  # columns past length are stale drafts
+    in_new = in_new & (st.pid[:, :hi] >= done[:, None]) & (st.pid[:, :hi] < total[:, None])
+    first = torch.where(in_new, cols, hi).min(-1).values
+    n_new, lo, done_max, top = torch.stack([(total - done).max(), first.min(), done.max(), total.max()]).tolist()
+    rel = torch.where(in_new, st.pid[:, :hi] - done[:, None], -1)[:, lo:]
+    latents = inner.local_encoder.pool(st.enc[:, lo:hi], rel, n_new)  # (B, n_new, k*He); needs whole patches
+    gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
+    ghi = done_max + n_new
+    key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
+    mask = masks.causal_mask(gpos, key_cols, key_cols < total[:, None])
+    st.global_.cols, st.global_.hi = gpos, ghi
+    out = inner.global_transformer(latents, gpos, mask, st.global_)  # (B, n_new, Hg)
+    slots = inner.local_decoder.latent_slots(out).view(*gpos.shape, k, -1)  # (B, n_new, k, Hd)
+    st.lat.scatter_(1, gpos[..., None, None].expand_as(slots), slots)
+    counters["global_calls"] += (active & (total > done)).long()
+    st.glob, st.patch_hi = total, max(st.patch_hi, top)
+
+
+def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None):
+    """Local decoder on queries h (B, Q, Hd) at `cols`, each reading its `latent` (B, Q) patch.
+
+    Clean queries attend causally to committed slots < end. If `block_end` (B,) is given, queries
+    at cols >= end form a BLT-D block: they see the committed slots (window applied) and the whole
+    block [end, block_end) bidirectionally, nothing else (masks.block_diffusion_mask in training).
+    """
+    inner, k, hi = model.model, model.config.cross_attn_k, view(st)
+    window = model.config.local_attention_window_len
+    mask = key_mask(st, pos, end, window) if mask is None else mask  # (B, 1, Q, hi)
+    if block_end is not None:
+        kcols = torch.arange(hi, device=h.device)
+        in_block = (kcols >= end[:, None]) & (kcols < block_end[:, None])  # (B, hi)
+        q_block = (cols >= end[:, None])[:, None, :, None]
+        mask = torch.where(q_block, mask | in_block[:, None, None, :], mask)
+    Q = h.shape[1]
+    if Q <= 16:  # gather each query's own k latent slots: O(Q*k) keys
+        slots = st.lat.gather(1, latent[..., None, None].expand(-1, -1, k, st.lat.shape[-1])).flatten(1, 2)
+        cross = torch.eye(Q, dtype=torch.bool, device=h.device).repeat_interleave(k, 1)
+        cross = cross[None, None].expand(h.shape[0], 1, Q, Q * k)
+    else:  # long chunk (prefill): every processed patch, masked to each query's latent
+        slots = st.lat[:, : st.patch_hi].flatten(1, 2)
+        cross = masks.decoder_cross_mask(latent, st.patch_hi, k)
+    st.decoder.cols, st.decoder.hi = cols, hi
+    return inner.local_decoder(h, pos, mask, slots, cross, st.decoder)
+
+
+def clean_latents(st, cols):
+    """Latent each committed byte reads: its patch if complete, else the previous one (decoder alignment)."""
+    m = st.meta.gather(1, cols[..., None].expand(-1, -1, 5))  # (B, Q, 5)
+    return (m[..., PID] + m[..., NSTART] - 1).clamp(min=0)
+
+
+def decode_clean(model, st, q, counters, active, all_logits=False, mask=None):
+    """Decoder pass over each row's last q committed bytes -> logits (B, q or 1, V)."""
+    cols = st.length[:, None] - q + torch.arange(q, device=st.length.device)
+    h = st.enc.gather(1, cols[..., None].expand(-1, -1, st.enc.shape[-1]))
+    out = run_decoder(model, st, h, cols, st.pos.gather(1, cols), clean_latents(st, cols), st.length, mask=mask)
+    counters["decoder_calls"] += active.long()
+    return special_masked(model, model.lm_head(out if all_logits else out[:, -1:]).float())
+
+
+def special_masked(model, logits):
+    """PAD, BOS and MASK are never generated."""
+    c = model.config
+    ids = [i for i in (c.pad_token_id, c.bos_token_id, c.mask_token_id) if i is not None]
+    logits[..., ids] = float("-inf")
+    return logits
+
+
+def pick(o: Options, logits):
+    """-> (ids, probability of each chosen id): BLT-D's unmasking rules need the confidence."""
+    return sampling.sample(logits, o.do_sample, o.temperature, o.top_k, o.top_p)
+
+
+def pick_ids(o: Options, logits):
+    """Ids only: greedy AR and verification skip the softmax."""
+    if not o.do_sample:
+        return logits.argmax(-1)
+    return pick(o, logits)[0]
+
+
+# ----------------------------------------------------------------------------- drafting and verification
+
+
+def draft_decoder(model, st, tok, k, counters, active):
+    """BLT-S draft: k greedy bytes from the local encoder + decoder alone, every one reading the
+    last complete latent (patch boundaries ignored, no patcher, no global). Writes only past `length`."""
+    latent = (complete_patches(st) - 1).clamp(min=0)[:, None]
+    ones = torch.ones_like(tok[:, None], dtype=torch.bool)
+    x, drafts, t = tok[:, None], [], tail(st)
+    window = model.config.local_attention_window_len
+    for i in range(k):
+        cols = st.length[:, None] + i
+        pos = write_bytes(st, cols, x, ones, t, offset=i)
+        mask = key_mask(st, pos, st.length + i + 1, window)
+        run_encoder(model, st, cols, pos, mask)
+        h = st.enc.gather(1, cols[..., None].expand(-1, -1, st.enc.shape[-1]))
+        out = run_decoder(model, st, h, cols, pos, latent, st.length + i + 1, mask=mask)
+        x = special_masked(model, model.lm_head(out).float()).argmax(-1)  # (B, 1)
+        drafts.append(x)
+    counters["decoder_calls"] += k * active.long()
+    return torch.cat(drafts, 1)
+
+
+def verify(model, st, o, chunk, counters, active):
+    """One causal BLT pass over chunk = [pending byte, drafts] (B, C); keep drafts up to the first
+    mismatch. -> (bytes to output (B, C), how many (B,), next pending byte (B,))."""
+    start, C = st.length, chunk.shape[1]
+    append(model, st, chunk, torch.ones_like(chunk, dtype=torch.bool))
+    run_global(model, st, active, counters)
+    v = pick_ids(o, decode_clean(model, st, C, counters, active, all_logits=True))  # (B, C)
+    accepted = (chunk[:, 1:] == v[:, :-1]).long().cumprod(-1).sum(-1)  # (B,)
+    nxt = v.gather(1, accepted[:, None])[:, 0]  # the model's own byte: correction or free extra byte
+    rollback(st, torch.where(active, start + 1 + accepted, start))
+    st.len_hi = int(st.length.max())
+    j = torch.arange(C, device=chunk.device)
+    out = torch.where(j < accepted[:, None], torch.cat([chunk[:, 1:], chunk[:, :1]], 1), nxt[:, None])
+    counters["accepted_bytes"] += accepted * active
+    counters["drafted_bytes"] += (C - 1) * active.long()
+    return out, accepted + 1, nxt
+
+
+def denoise(model, st, o, block, masked, q_clean, counters, active):
+    """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
+
+    Block inputs are plain byte embeddings (MASK included, no hash n-grams), at their own RoPE
+    positions; every block position cross-attends the latest latent (the patch `force_boundary`
+    just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
+    missing (the clean pass of the previous block, merged: one decoder call instead of two).
+    """
+    inner, Bs = model.model, block.shape[1]
+    bcols = st.length[:, None] + torch.arange(Bs, device=block.device)
+    bpos = (tail(st)[:, POS] + 1)[:, None] + torch.arange(Bs, device=block.device)
+    blat = (complete_patches(st) - 1).clamp(min=0)[:, None].expand(-1, Bs)
+    ccols = st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)
+    while True:
+        h = inner.local_encoder.embed_tokens(block)
+        cols, pos, lat = bcols, bpos, blat
+        if q_clean:
+            h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)
+            cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.pos.gather(1, ccols), bpos], 1)
+            lat = torch.cat([clean_latents(st, ccols), blat], 1)
+        out = run_decoder(model, st, h, cols, pos, lat, st.length, block_end=st.length + Bs)
+        logits = special_masked(model, model.lm_head(out[:, q_clean:]).float())  # (B, Bs, V): no shift
+        ids, conf = pick(o, logits)
+        chosen = sampling.select_positions(o.unmasking, masked, conf, sampling.entropy(logits),
+                                           o.confidence_threshold, o.entropy_bound)
+        counters["decoder_calls"] += (active & masked.any(-1)).long()
+        block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
+        if not masked.any():  # one host sync per pass
+            return block
+
+
+# ----------------------------------------------------------------------------- the four decoders
+
+
+def decode_autoregressive(model, st, o, tr, counters, logits):
+    tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])
+    while tr.running():
+        mask = append(model, st, tok, torch.ones_like(tok, dtype=torch.bool))
+        run_global(model, st, tr.active, counters)
+        tok = tr.commit(pick_ids(o, decode_clean(model, st, 1, counters, tr.active, mask=mask)[:, -1])[:, None])
+
+
+def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
+    """BLT-S (decoder drafts) or BLT-DV (diffusion drafts), both verified by the causal pass."""
+    tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])[:, 0]
+    while tr.running():
+        if diffusion:
+            chunk = diffusion_draft(model, st, o, tok, counters, tr.active) if o.block_size > 1 else tok[:, None]
+        else:
+            chunk = torch.cat([tok[:, None], draft_decoder(model, st, tok, o.draft_length, counters, tr.active)], 1)
+        out, count, tok = verify(model, st, o, chunk, counters, tr.active)
+        tr.commit(out, count)
+
+
+def diffusion_draft(model, st, o, tok, counters, active):
+    """BLT-DV draft: a block that starts at the pending byte (known, so unmasked) -> (B, block_size)."""
+    saved = force_boundary(st)
+    run_global(model, st, active, counters)
+    block = torch.full((len(tok), o.block_size), model.config.mask_token_id, device=tok.device)
+    block[:, 0] = tok
+    masked = torch.arange(o.block_size, device=tok.device).expand_as(block) > 0
+    block = denoise(model, st, o, block, masked, 0, counters, active)
+    restore_boundary(st, saved)  # verification uses the model's own (entropy) patches
+    return block
+
+
+def decode_diffusion(model, st, o, tr, counters, q_clean):
+    """BLT-D: per block, close the open patch (1 global call), then denoise B MASK positions."""
+    B, mask_id = st.length.shape[0], model.config.mask_token_id
+    while tr.running():
+        force_boundary(st)
+        run_global(model, st, tr.active, counters)
+        block = torch.full((B, o.block_size), mask_id, dtype=torch.long, device=st.length.device)
+        # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
+        needed = torch.arange(o.block_size, device=block.device) < (tr.end - tr.n)[:, None]
+        block = denoise(model, st, o, block, needed, q_clean, counters, tr.active)
+        tr.commit(block)
+        if not tr.running():
+            break
+        append(model, st, block, torch.ones_like(block, dtype=torch.bool))  # clean pass: patcher + encoder
+        q_clean = o.block_size
+
+
+# ----------------------------------------------------------------------------- output bookkeeping
+
+
+class Tracker:
+    """New bytes per row, where each row stops (max_new_tokens, EOS, stop string) and the streamer."""
+
+    def __init__(self, o: Options, batch, device, streamer):
+        self.o, self.streamer = o, streamer
+        self.cap = o.max_new_tokens + max(o.block_size, o.draft_length) + 2
+        self.out = torch.zeros(batch, self.cap + 1, dtype=torch.long, device=device)  # + a dump column
+        self.n = torch.zeros(batch, dtype=torch.long, device=device)
+        self.end = torch.full((batch,), o.max_new_tokens, dtype=torch.long, device=device)
+        self.eos = torch.tensor(o.eos_token_id or [-1], device=device)
+        self.stops = [torch.tensor(list(s.encode("utf-8")), device=device) + 4 for s in o.stop_strings if s]
+        self.active = self.n < self.end
+        self.streamed = 0
+
+    def commit(self, chunk, count=None):
+        """Append chunk (B, C), `count` (B,) bytes of it per row; update where rows stop. -> chunk."""
+        C = chunk.shape[1]
+        count = torch.full_like(self.n, C) if count is None else count
+        j = torch.arange(C, device=chunk.device)
+        kept = (j < count[:, None]) & self.active[:, None]
+        self.out.scatter_(1, torch.where(kept, self.n[:, None] + j, self.cap).clamp(max=self.cap), chunk)
+        eos_at = torch.where(torch.isin(chunk, self.eos) & kept, j, C).min(-1).values  # first EOS in the chunk
+        self.end = torch.minimum(self.end, torch.where(eos_at < C, self.n + eos_at + 1, self.end))
+        self.n = self.n + torch.where(self.active, count, 0)
+        if self.stops:
+            self.end = torch.minimum(self.end, self.stop_string_end())
+        self.active = self.n < self.end
+        self.stream()
+        return chunk
+
+    def stop_string_end(self):
+        """(B,) output length up to and including each row's first stop string (cap + 1 if none)."""
+        out, j = self.out[:, : self.cap], torch.arange(self.cap, device=self.n.device)
+        written = j < self.n[:, None]
+        end = torch.full_like(self.n, self.cap + 1)
+        for s in self.stops:
+            m = len(s)
+            if m <= self.cap:
+                hit = (out.unfold(1, m, 1) == s).all(-1) & written[:, m - 1:]
+                end = torch.minimum(end, torch.where(hit, j[: self.cap - m + 1] + m, self.cap + 1).min(-1).values)
+        return end
+
+    def running(self) -> bool:
+        return bool(self.active.any())
+
+    def stream(self):
+        if self.streamer is None:
+            return
+        upto = int(torch.minimum(self.n, self.end)[0])
+        if upto > self.streamed:
+            self.streamer.put(self.out[0, self.streamed: upto].cpu())
+            self.streamed = upto
+
+    def sequences(self, prompt, pad_id):
+        length = torch.minimum(self.n, self.end)
+        width = int(length.max()) if length.numel() else 0
+        new = self.out[:, :width]
+        new = torch.where(torch.arange(width, device=new.device) < length[:, None], new, pad_id)
+        return torch.cat([prompt, new.to(prompt.dtype)], 1)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
 @torch.no_grad()
-def generate(model, input_ids, attention_mask=None, max_new_tokens=None, **kwargs):
-    gen = model.generation_config
-    max_new_tokens = max_new_tokens or gen.max_new_tokens
-    ids = input_ids
-    for _ in range(max_new_tokens):
-        logits = model(ids, attention_mask=attention_mask).logits[:, -1]
-        logits[:, :4] = float("-inf")
-        nxt = logits.argmax(-1, keepdim=True)
-        ids = torch.cat([ids, nxt], 1)
-        if attention_mask is not None:
-            attention_mask = torch.cat([attention_mask, torch.ones_like(nxt)], 1)
-    return ids
+def generate(model, input_ids=None, attention_mask=None, generation_config=None, streamer=None, **kwargs):
+    """FastBltForCausalLM.generate: every kwarg pipeline("text-generation") passes is accepted."""
+    input_ids = kwargs.pop("inputs", None) if input_ids is None else input_ids
+    o = resolve_options(model, input_ids.shape[-1] if input_ids is not None else 0, generation_config, kwargs)
+    valid = check_prompt(model.config, input_ids, attention_mask)
+    if o.num_return_sequences > 1:
+        input_ids = input_ids.repeat_interleave(o.num_return_sequences, 0)
+        valid = valid.repeat_interleave(o.num_return_sequences, 0)
+    B, N = input_ids.shape
+    device, pad_id = input_ids.device, model.config.pad_token_id or 0
+    if streamer is not None:
+        streamer.put(input_ids.cpu())
+    tr = Tracker(o, B, device, streamer)
+    counters = {name: torch.zeros(B, dtype=torch.long, device=device)
+                for name in ("decoder_calls", "global_calls", "accepted_bytes", "drafted_bytes")}
+    if o.max_new_tokens > 0:
+        run_decoding(model, o, input_ids, valid, tr, counters)
+    if streamer is not None:
+        streamer.end()
+    sequences = tr.sequences(input_ids, pad_id)
+    if not o.return_dict:
+        return sequences
+    return FastBltGenerateOutput(sequences=sequences, **counters)
+
+
+def run_decoding(model, o, input_ids, valid, tr, counters):
+    B, N = input_ids.shape
+    slack = max(o.block_size, o.draft_length) + 2
+    st = new_state(model.config, B, N + o.max_new_tokens + 2 * slack, slack, model.dtype, input_ids.device,
+                   model.model.patcher is not None)
+    append(model, st, input_ids, valid)  # prefill: patcher + encoder over the prompt
+    if o.decoding == "diffusion":  # its global and decoder passes merge into the first block's
+        return decode_diffusion(model, st, o, tr, counters, q_clean=N)
+    run_global(model, st, tr.active, counters)
+    logits = decode_clean(model, st, N, counters, tr.active)
+    if o.decoding == "autoregressive":
+        return decode_autoregressive(model, st, o, tr, counters, logits)
+    return decode_speculative(model, st, o, tr, counters, logits, diffusion=o.decoding == "diffusion_verify")

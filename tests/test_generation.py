@@ -1,0 +1,284 @@
+"""generate(): cached decoders against recompute-everything references, on tiny random weights.
+
+References recompute the whole model for every byte (AR) or every denoising pass (BLT-D), with
+no cache; BLT-S and BLT-DV must equal greedy AR byte for byte.
+"""
+
+import pytest
+import torch
+from conftest import hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
+
+from blt_hf import FastBltConfig, FastBltForCausalLM, masks, sampling
+from blt_hf.modeling_fast_blt import entropy
+
+SPECIAL = [0, 1, 3]  # PAD, BOS, MASK: never generated
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one intra-op thread is faster, and far steadier on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_model(diffusion_block_size=4, sharpen_head=1.0, **fields):
+    torch.manual_seed(0)
+    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=diffusion_block_size,
+                                                               **fields))).eval()
+    if model.model.patcher is not None:
+        sharpen_patcher(model, random_ids(1, 64))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(sharpen_head)  # > 1: peaked predictions, so several bytes pass a threshold
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model()
+
+
+def fast(decoding):
+    """Knobs that keep the random-weight BLT-DV runs short (its drafts are almost never accepted)."""
+    one_step = {"unmasking": "one_step"} if decoding == "diffusion_verify" else {}
+    return dict(decoding=decoding, draft_length=3, **one_step)
+
+
+def greedy(model, ids, n, **kw):
+    kw.setdefault("decoding", "autoregressive")
+    return model.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, **kw)
+
+
+@torch.no_grad()
+def reference_ar(model, ids, n):
+    for _ in range(n):
+        logits = model(ids).logits[:, -1]
+        logits[:, SPECIAL] = float("-inf")
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+# ----------------------------------------------------------------------------- autoregressive
+
+
+def test_greedy_ar_matches_transformers_blt(tmp_path):
+    ref, ours = hf_pair(tmp_path)
+    ids = random_ids(1, 20, seed=3)
+    expected = ref.generate(ids, max_new_tokens=32, min_new_tokens=32, do_sample=False, use_cache=False,
+                            suppress_tokens=SPECIAL, eos_token_id=None, pad_token_id=0)
+    torch.testing.assert_close(greedy(ours, ids, 32), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fields", [dict(), dict(max_patch_length=3), dict(patch_in_forward=False),
+                                    dict(cross_attn_k=1, enc_layers=2, enc_all=True)],
+                         ids=["entropy", "max_patch_3", "byte_patches", "k1_enc_all"])
+def test_cached_ar_equals_recompute(fields):
+    model = make_model(**fields)
+    ids = random_ids(1, 13, seed=5)
+    out = greedy(model, ids, 24, return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, reference_ar(model, ids, 24), rtol=0, atol=0)
+    assert out.decoder_calls.tolist() == [24]
+    assert 0 < out.global_calls.item() <= 24
+
+
+# ----------------------------------------------------------------------------- BLT-S and BLT-DV
+
+
+@pytest.mark.parametrize("draft_length", [1, 3, 8])
+def test_self_speculation_equals_ar(model, draft_length):
+    ids = random_ids(2, 11, seed=6)
+    out = greedy(model, ids, 24, decoding="self_speculation", draft_length=draft_length, return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, greedy(model, ids, 24), rtol=0, atol=0)
+    assert (out.drafted_bytes > 0).all() and (out.accepted_bytes <= out.drafted_bytes).all()
+
+
+@pytest.mark.parametrize("block_size,unmasking", [(2, "confidence"), (4, "entropy_bound"), (8, "one_step")])
+def test_diffusion_verify_equals_ar(model, block_size, unmasking):
+    ids = random_ids(2, 11, seed=7)
+    out = greedy(model, ids, 20, decoding="diffusion_verify", block_size=block_size, unmasking=unmasking,
+                 confidence_threshold=0.3, entropy_bound=1.5)
+    torch.testing.assert_close(out, greedy(model, ids, 20), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- BLT-D
+
+
+def reference_patch_starts(model, seq, forced):
+    """(N+1,) bool by the rule in plain Python: first two bytes, H(x_{i-1}) > threshold, forced starts."""
+    c, N = model.config, seq.shape[1]
+    pos = torch.arange(N)[None]
+    mask = masks.causal_mask(pos, pos, torch.ones(1, N, dtype=torch.bool), c.patcher_config.sliding_window)
+    H = entropy(model.model.patcher(seq, pos, mask))[0]
+    return torch.tensor([i <= 1 or i in forced or bool(H[i - 1] > c.patching_threshold) for i in range(N + 1)])
+
+
+@torch.no_grad()
+def reference_block_logits(model, seq, forced, block):
+    """No cache: patch (with forced block starts), encode, global, decode [clean; block] from scratch."""
+    inner, c, (N, Bs) = model.model, model.config, (seq.shape[1], block.shape[1])
+    starts = reference_patch_starts(model, seq, forced | {N})
+    pid = starts[:N].long().cumsum(0) - 1
+    M, window = int(pid[-1]) + 1, c.local_attention_window_len
+    pos = torch.arange(N)[None]
+    h = inner.local_encoder(inner.embed(seq), pos, masks.causal_mask(pos, pos, torch.ones(1, N, dtype=torch.bool),
+                                                                     window))
+    ppos = torch.arange(M)[None]
+    g = inner.global_transformer(inner.local_encoder.pool(h, pid[None], M), ppos,
+                                 masks.causal_mask(ppos, ppos, torch.ones(1, M, dtype=torch.bool)))
+    spos = torch.arange(N + Bs)[None]
+    in_block = spos >= N
+    mask = masks.causal_mask(spos, spos, ~in_block, window) | (in_block[:, :, None] & in_block[:, None, :])[:, None]
+    latent = torch.cat([pid + starts[1:].long() - 1, torch.full((Bs,), M - 1)])[None]
+    stream = torch.cat([h, inner.local_encoder.embed_tokens(block)], 1)
+    out = inner.local_decoder(stream, spos, mask, inner.local_decoder.latent_slots(g),
+                              masks.decoder_cross_mask(latent, M, c.cross_attn_k))
+    logits = model.lm_head(out[:, N:]).float()
+    logits[..., SPECIAL] = float("-inf")
+    return logits
+
+
+def reference_diffusion(model, ids, n_new, block_size, alpha):
+    seq, forced = ids, set()
+    while seq.shape[1] < ids.shape[1] + n_new:
+        block = torch.full((1, block_size), 3)
+        masked = torch.ones(1, block_size, dtype=torch.bool)
+        while masked.any():
+            probs = reference_block_logits(model, seq, forced, block).softmax(-1)
+            conf, values = probs.max(-1)
+            chosen = sampling.unmask_confidence(conf, masked, alpha)
+            block, masked = torch.where(chosen, values, block), masked & ~chosen
+        forced.add(seq.shape[1])
+        seq = torch.cat([seq, block], 1)
+    return seq
+
+
+def test_cached_diffusion_equals_recompute():
+    model = make_model(sharpen_head=12.0)
+    ids = random_ids(1, 10, seed=8)
+    out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, reference_diffusion(model, ids, 16, 4, 0.5), rtol=0, atol=0)
+    assert out.decoder_calls.item() < 16, "a sharpened head should unmask several bytes per pass"
+
+
+@pytest.mark.parametrize("unmasking", ["confidence", "entropy_bound", "one_step"])
+def test_diffusion_fills_blocks_and_counts(unmasking):
+    model = make_model(sharpen_head=12.0)
+    ids = random_ids(2, 9, seed=9)
+    out = greedy(model, ids, 24, decoding="diffusion", unmasking=unmasking, return_dict_in_generate=True)
+    new = out.sequences[:, 9:]
+    blocks = 24 // 4
+    assert new.shape == (2, 24) and not torch.isin(new, torch.tensor(SPECIAL)).any(), "every block filled"
+    assert out.global_calls.tolist() == [blocks, blocks], "one global call per block"
+    assert (out.decoder_calls <= 24).all() and (out.decoder_calls >= blocks).all()
+    if unmasking == "one_step":
+        assert out.decoder_calls.tolist() == [blocks, blocks]
+
+
+def test_diffusion_needs_a_blt_d_model():
+    plain = make_model(diffusion_block_size=0)
+    ids = random_ids(1, 5)
+    assert plain.generation_config.decoding == "autoregressive"
+    with pytest.raises(ValueError, match="BLT-D objective"):
+        plain.generate(ids, decoding="diffusion")
+    assert plain.generate(ids, decoding="diffusion", force_diffusion=True, max_new_tokens=4).shape == (1, 9)
+
+
+# ----------------------------------------------------------------------------- batches, stopping, options
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion", "diffusion_verify"])
+def test_left_padded_batch_equals_rows_alone(model, decoding):
+    a, b = random_ids(1, 7, seed=10), random_ids(1, 15, seed=11)
+    batch = torch.cat([torch.cat([torch.zeros(1, 8, dtype=torch.long), a], 1), b])
+    attention_mask = torch.ones_like(batch)
+    attention_mask[0, :8] = 0
+    out = greedy(model, batch, 12, attention_mask=attention_mask, **fast(decoding))
+    torch.testing.assert_close(out[0, 8:], greedy(model, a, 12, **fast(decoding))[0])
+    torch.testing.assert_close(out[1], greedy(model, b, 12, **fast(decoding))[0])
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion", "diffusion_verify"])
+def test_eos_stops_each_row(model, decoding):
+    ids = random_ids(2, 9, seed=12)
+    free = greedy(model, ids, 16, **fast(decoding))[:, 9:]
+    # Pick as "EOS" a byte row 0 emits at step >= 2 and row 1 never emits: only row 0 must stop.
+    candidates = [int(t) for t in free[0, 2:] if int(t) not in free[1].tolist()]
+    eos = candidates[0]
+    stop = free[0].tolist().index(eos) + 1
+    out = model.generate(ids, max_new_tokens=16, eos_token_id=eos, do_sample=False, **fast(decoding))[:, 9:]
+    assert out[0, :stop].tolist() == free[0, :stop].tolist() and (out[0, stop:] == 0).all()
+    assert out[1].tolist() == free[1].tolist()
+
+
+def test_stop_strings_and_all_rows_stopping_trims_output(model):
+    ids = random_ids(1, 9, seed=13)
+    free = greedy(model, ids, 20)[0, 9:].tolist()
+    ascii_bytes = [t for t in free[1:] if 4 + 32 <= t < 4 + 127]  # a generated byte that is a 1-char string
+    if not ascii_bytes:
+        pytest.skip("no ASCII byte generated")
+    stop = free.index(ascii_bytes[0], 1) + 1
+    out = greedy(model, ids, 20, stop_strings=[chr(ascii_bytes[0] - 4)], tokenizer=object())[0, 9:]
+    assert out.tolist() == free[:stop], "stops right after the stop string; the batch is trimmed"
+
+
+def test_streamer_gets_prompt_then_committed_chunks(model):
+    class Recorder:
+        def __init__(self):
+            self.chunks, self.ended = [], False
+
+        def put(self, value):
+            self.chunks.append(value.tolist())
+
+        def end(self):
+            self.ended = True
+
+    ids = random_ids(1, 6, seed=14)
+    for decoding in ("autoregressive", "self_speculation", "diffusion"):
+        rec = Recorder()
+        out = greedy(model, ids, 12, decoding=decoding, streamer=rec)
+        assert rec.chunks[0] == ids.tolist() and rec.ended
+        assert sum(rec.chunks[1:], []) == out[0, 6:].tolist()
+
+
+def test_sampling_is_seeded_and_valid(model):
+    ids = random_ids(2, 6, seed=15)
+    for decoding in ("autoregressive", "self_speculation", "diffusion", "diffusion_verify"):
+        torch.manual_seed(1)
+        a = model.generate(ids, max_new_tokens=8, do_sample=True, temperature=0.8, top_p=0.9, **fast(decoding))
+        torch.manual_seed(1)
+        b = model.generate(ids, max_new_tokens=8, do_sample=True, temperature=0.8, top_p=0.9, **fast(decoding))
+        assert torch.equal(a, b) and a.shape[1] <= 14
+        assert not torch.isin(a[:, 6:], torch.tensor([1, 3])).any()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(decoding="beam"), "decoding must be one of"),
+    (dict(block_size=0), "block_size must be >= 1"),
+    (dict(confidence_threshold=0.0), r"confidence_threshold must be in \(0, 1\]"),
+    (dict(confidence_threshold=1.5), r"confidence_threshold must be in \(0, 1\]"),
+    (dict(entropy_bound=-1.0), "entropy_bound must be > 0"),
+    (dict(unmasking="random"), "unmasking must be one of"),
+    (dict(draft_length=0), "draft_length must be >= 1"),
+    (dict(max_new_tokens=10**6), "longer than the model allows"),
+])
+def test_invalid_options_raise(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        model.generate(random_ids(1, 5), **kwargs)
+
+
+def test_invalid_inputs_raise(model):
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.generate(torch.tensor([[1, 300]]))
+    with pytest.raises(ValueError, match="left padding"):
+        model.generate(torch.tensor([[1, 5, 0]]), attention_mask=torch.tensor([[1, 1, 0]]))
+
+
+def test_generation_config_defaults_and_overrides(model):
+    ids = random_ids(1, 5)
+    assert model.generation_config.decoding == "diffusion" and model.generation_config.block_size == 4
+    from transformers import GenerationConfig
+
+    gc = GenerationConfig(max_new_tokens=6, decoding="autoregressive", do_sample=False, eos_token_id=None)
+    assert torch.equal(model.generate(ids, generation_config=gc), greedy(model, ids, 6))
+    assert model.generate(ids, max_new_tokens=0).shape == (1, 5)
