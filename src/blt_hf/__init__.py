@@ -5,6 +5,8 @@ Importing the package registers `FastBltConfig` ("fast_blt"), `FastBltModel`,
 reloads offline through `AutoConfig` / `AutoModel(ForCausalLM)` / `AutoTokenizer`.
 """
 
+from pathlib import Path
+
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from .configuration_fast_blt import (
@@ -24,7 +26,10 @@ AutoModelForCausalLM.register(FastBltConfig, FastBltForCausalLM)
 AutoTokenizer.register(FastBltConfig, tokenizer_class=FastBltTokenizer)
 
 __version__ = "0.1.0"
+# The small BLT-D model trained by us on Python's standard library and shipped with the package.
+DEFAULT_MODEL_PATH = str(Path(__file__).parent / "default_model")
 __all__ = [
+    "DEFAULT_MODEL_PATH",
     "FastBltConfig",
     "FastBltPatcherConfig",
     "FastBltLocalEncoderConfig",
