@@ -47,6 +47,15 @@ def random_ids(batch, length, seed=0):
     return ids
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one intra-op thread is faster, and far steadier on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)

@@ -14,13 +14,7 @@ from blt_hf.modeling_fast_blt import entropy
 SPECIAL = [0, 1, 3]  # PAD, BOS, MASK: never generated
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are overhead-bound: one intra-op thread is faster, and far steadier on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_model(diffusion_block_size=4, sharpen_head=1.0, **fields):
