@@ -1,4 +1,4 @@
-"""`blt-hf`: a thin command line over the package (convert, train, eval)."""
+"""`blt-hf`: a thin command line over the package (generate, convert, train, eval)."""
 
 import argparse
 import json
@@ -35,11 +35,100 @@ def _eval(args, rest):
     print(json.dumps(dict(model=args.model, block_size=model.config.diffusion_block_size, **result)))
 
 
+# generate flags passed to model.generate only when given: the rest come from the model's generation_config.
+_GENERATE_KNOBS = ("decoding", "max_new_tokens", "block_size", "unmasking", "confidence_threshold",
+                   "entropy_bound", "draft_length", "do_sample", "temperature", "top_p")
+
+
+def _load_for_generation(path):
+    import os
+
+    from transformers.utils import logging
+
+    from . import DEFAULT_MODEL_PATH
+    from .modeling_fast_blt import FastBltForCausalLM
+
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        hint = ("the default model is not in this installation (it ships as blt_hf/default_model)"
+                if os.path.abspath(path) == os.path.abspath(DEFAULT_MODEL_PATH) else "no config.json there")
+        raise SystemExit(f"blt-hf generate: no model at {path}: {hint}. Pass --model DIR, a directory written by "
+                         "save_pretrained or `blt-hf train`.")
+    logging.disable_progress_bar()  # a 0.1 s load needs no progress bar
+    return FastBltForCausalLM.from_pretrained(path).eval()
+
+
+def _generate(args, rest):
+    import time
+
+    import torch
+    from transformers import TextStreamer
+
+    from . import DEFAULT_MODEL_PATH
+    from .generation_fast_blt import resolve_options
+    from .show_steps import StepPrinter, summary_line
+    from .tokenization_fast_blt import FastBltTokenizer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _load_for_generation(args.model or DEFAULT_MODEL_PATH)
+    tokenizer = FastBltTokenizer()
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    kwargs = {k: getattr(args, k) for k in _GENERATE_KNOBS if getattr(args, k) is not None}
+    try:
+        o = resolve_options(model, ids.shape[1], None, dict(kwargs))
+    except ValueError as err:
+        raise SystemExit(f"blt-hf generate: {err}")
+    streamer = None
+    if args.show_steps:
+        if o.decoding not in ("diffusion", "diffusion_verify"):
+            print(f"--show-steps: decoding={o.decoding} has no denoising passes to draw", file=sys.stderr)
+        streamer = StepPrinter(verify=o.decoding == "diffusion_verify")
+    elif args.stream:
+        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    model.generate(ids, **{**kwargs, "max_new_tokens": min(8, o.max_new_tokens)})  # warm-up: first-call overheads
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    out = model.generate(ids, streamer=streamer, return_dict_in_generate=True, **kwargs)
+    seconds = time.perf_counter() - start
+    new = out.sequences[0, ids.shape[1]:]
+    if not args.stream or args.show_steps:
+        print(tokenizer.decode(new, skip_special_tokens=True))
+    print(summary_line(o, len(new), seconds, out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION
 
     parser = argparse.ArgumentParser(prog="blt-hf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="continue a prompt with the shipped model (or --model DIR)")
+    gen.add_argument("prompt", help="text to continue ('-' reads stdin)")
+    gen.add_argument("--model", default=None, help="checkpoint directory (default: the shipped blt_hf/default_model)")
+    gen.add_argument("--decoding", choices=["autoregressive", "diffusion", "self_speculation", "diffusion_verify"],
+                     default=None, help="default: the model's generation_config (BLT-D for a BLT-D model)")
+    gen.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=128, help="new bytes (default 128)")
+    gen.add_argument("--block-size", dest="block_size", type=int, default=None, help="BLT-D / BLT-DV block (bytes)")
+    gen.add_argument("--unmasking", choices=["confidence", "entropy_bound", "one_step"], default=None,
+                     help="BLT-D / BLT-DV rule: which masked bytes each pass fills")
+    gen.add_argument("--confidence-threshold", dest="confidence_threshold", type=float, default=None,
+                     help="confidence rule's alpha (paper: 0.5 / 0.7)")
+    gen.add_argument("--entropy-bound", dest="entropy_bound", type=float, default=None,
+                     help="entropy-bound rule's gamma in nats (paper: 0.8 / 1.0)")
+    gen.add_argument("--draft-length", dest="draft_length", type=int, default=None, help="BLT-S drafted bytes k")
+    gen.add_argument("--do-sample", dest="do_sample", action="store_true", default=None,
+                     help="sample (with --temperature / --top-p) instead of greedy")
+    gen.add_argument("--temperature", type=float, default=None)
+    gen.add_argument("--top-p", dest="top_p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None, help="seed torch's RNG (sampling)")
+    gen.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    view = gen.add_mutually_exclusive_group()
+    view.add_argument("--stream", action="store_true", help="print the text as it is committed")
+    view.add_argument("--show-steps", dest="show_steps", action="store_true",
+                      help="draw every denoising pass: how each block's masked bytes are filled")
+    gen.set_defaults(func=_generate)
+
     convert = sub.add_parser("convert", help="convert a checkpoint between blt_hf and transformers' BLT")
     convert.add_argument("src", help="checkpoint directory (ours, or transformers' BltForCausalLM)")
     convert.add_argument("dst", help="output directory")

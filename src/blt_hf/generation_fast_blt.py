@@ -402,13 +402,15 @@ def verify(model, st, o, chunk, counters, active):
     return out, accepted + 1, nxt
 
 
-def denoise(model, st, o, block, masked, q_clean, counters, active):
+def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None):
     """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
 
     Block inputs are plain byte embeddings (MASK included, no hash n-grams), at their own RoPE
     positions; every block position cross-attends the latest latent (the patch `force_boundary`
     just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
     missing (the clean pass of the previous block, merged: one decoder call instead of two).
+    `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
+    value = the block (B, Bs) with MASK where still masked, masked / unmasked (B, Bs) bool.
     """
     inner, Bs = model.model, block.shape[1]
     bcols = st.length[:, None] + torch.arange(Bs, device=block.device)
@@ -429,6 +431,8 @@ def denoise(model, st, o, block, masked, q_clean, counters, active):
                                            o.confidence_threshold, o.entropy_bound)
         counters["decoder_calls"] += (active & masked.any(-1)).long()
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
+        if on_pass is not None:
+            on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
         if not masked.any():  # one host sync per pass
             return block
 
@@ -449,21 +453,22 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
     tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])[:, 0]
     while tr.running():
         if diffusion:
-            chunk = diffusion_draft(model, st, o, tok, counters, tr.active) if o.block_size > 1 else tok[:, None]
+            chunk = (diffusion_draft(model, st, o, tok, counters, tr.active, tr.put_draft) if o.block_size > 1
+                     else tok[:, None])
         else:
             chunk = torch.cat([tok[:, None], draft_decoder(model, st, tok, o.draft_length, counters, tr.active)], 1)
         out, count, tok = verify(model, st, o, chunk, counters, tr.active)
         tr.commit(out, count)
 
 
-def diffusion_draft(model, st, o, tok, counters, active):
+def diffusion_draft(model, st, o, tok, counters, active, on_pass=None):
     """BLT-DV draft: a block that starts at the pending byte (known, so unmasked) -> (B, block_size)."""
     saved = force_boundary(st)
     run_global(model, st, active, counters)
     block = torch.full((len(tok), o.block_size), model.config.mask_token_id, device=tok.device)
     block[:, 0] = tok
     masked = torch.arange(o.block_size, device=tok.device).expand_as(block) > 0
-    block = denoise(model, st, o, block, masked, 0, counters, active)
+    block = denoise(model, st, o, block, masked, 0, counters, active, on_pass)
     restore_boundary(st, saved)  # verification uses the model's own (entropy) patches
     return block
 
@@ -477,7 +482,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
         block = torch.full((B, o.block_size), mask_id, dtype=torch.long, device=st.length.device)
         # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
         needed = torch.arange(o.block_size, device=block.device) < (tr.end - tr.n)[:, None]
-        block = denoise(model, st, o, block, needed, q_clean, counters, tr.active)
+        block = denoise(model, st, o, block, needed, q_clean, counters, tr.active, tr.put_draft)
         tr.commit(block)
         if not tr.running():
             break
@@ -493,6 +498,7 @@ class Tracker:
 
     def __init__(self, o: Options, batch, device, streamer):
         self.o, self.streamer = o, streamer
+        self.put_draft = getattr(streamer, "put_draft", None)  # watches each denoising pass (denoise)
         self.cap = o.max_new_tokens + max(o.block_size, o.draft_length) + 2
         self.out = torch.zeros(batch, self.cap + 1, dtype=torch.long, device=device)  # + a dump column
         self.n = torch.zeros(batch, dtype=torch.long, device=device)

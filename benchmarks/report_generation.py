@@ -1,0 +1,314 @@
+"""Speed, cost and quality of every decoder on held-out prompts (issue 5, item 4), in one command.
+
+    python benchmarks/report_generation.py --model DIR --out-dir benchmarks/results
+        [--prompts 8] [--new-bytes 256] [--prompt-bytes 192] [--threads 1] [--repeats 1] [--skip-transformers]
+
+Prompts: the validation files of the training split (`split_documents(stdlib_documents())`), sorted
+by name, N of them evenly spaced among those long enough; each prompt is BOS + up to
+`--prompt-bytes` bytes starting at the first line after 40% of the file (code bodies rather than
+the licence headers and docstrings files open with), cut back to end on a newline. Every setting
+generates `--new-bytes` bytes per prompt, greedy, EOS ignored, batch 1, after an 8-byte warm-up.
+Quality: bits per byte of each continuation under the model's own next-byte path (prompt +
+continuation through model(...).logits, only continuation bytes scored), and the fraction of bytes
+equal to our greedy AR continuation. Writes generation_report.{md,json,png} to --out-dir, prints
+the table, PASS/FAIL lines for the issue's goals, then one JSON line.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_generate import bandwidth_gb, best_of, param_counts  # noqa: E402
+
+import blt_hf  # noqa: E402
+from blt_hf import FastBltForCausalLM  # noqa: E402
+from blt_hf.data import split_documents, stdlib_documents  # noqa: E402
+
+BOS, OFFSET, SPECIAL = 1, 4, [0, 1, 3]  # BOS id, byte b -> id b + 4; PAD, BOS, MASK are never generated
+SETTINGS = [  # (name, generate kwargs)
+    ("ar", dict(decoding="autoregressive")),
+    ("blt_d_conf0.5", dict(decoding="diffusion", unmasking="confidence", confidence_threshold=0.5)),
+    ("blt_d_conf0.7", dict(decoding="diffusion", unmasking="confidence", confidence_threshold=0.7)),
+    ("blt_d_eb0.8", dict(decoding="diffusion", unmasking="entropy_bound", entropy_bound=0.8)),
+    ("blt_d_eb1.0", dict(decoding="diffusion", unmasking="entropy_bound", entropy_bound=1.0)),
+    ("blt_d_onestep", dict(decoding="diffusion", unmasking="one_step")),
+    ("blt_s_k4", dict(decoding="self_speculation", draft_length=4)),
+    ("blt_s_k8", dict(decoding="self_speculation", draft_length=8)),
+    ("blt_s_k16", dict(decoding="self_speculation", draft_length=16)),
+    ("blt_dv_onestep", dict(decoding="diffusion_verify", unmasking="one_step")),
+    ("blt_dv_conf0.3", dict(decoding="diffusion_verify", unmasking="confidence", confidence_threshold=0.3)),
+]
+PAPER_NOTE = """\
+Paper reference (Fast BLT, arXiv 2605.08044; 1B/3B models, L = 256-512 bytes, greedy; estimated
+bandwidth by eq. 8, never wall-clock): BLT-D-4 about 50% lower bandwidth than AR at nearly equal
+quality; BLT-D-16 87-92% lower with a quality loss on code; BLT-S up to 77% lower with identical
+output (k = 4 accepted 94-99% of drafted bytes); BLT-DV up to 81% lower. Small models accept far
+fewer drafted bytes, so expect much smaller reductions here."""
+TRANSFORMERS_NOTE = """transformers' BltForCausalLM does not always produce our greedy AR bytes: when the open last patch
+has reached max_patch_length, its generate() still decodes the last byte with the previous patch's
+latent, while its own forward on the sequence one byte longer (and our cached decoder) uses the
+closed patch; the logits then differ (checked: with the extra byte its logits equal ours to 2e-6)."""
+
+
+# ----------------------------------------------------------------------------- prompts and scoring
+
+
+def held_out_prompts(docs, n: int, prompt_bytes: int):
+    """[(document name, ids (L,) long)] for n evenly spaced documents (see the module docstring)."""
+    chosen = []
+    for doc in sorted(docs, key=lambda d: d.name):
+        data = doc.text.encode("utf-8")
+        start = data.find(b"\n", int(0.4 * len(data))) + 1
+        chunk = data[start: start + prompt_bytes]
+        chunk = chunk[: chunk.rfind(b"\n") + 1]
+        if start > 0 and len(chunk) >= prompt_bytes // 2:  # skip short files and very long lines
+            chosen.append((doc.name, torch.tensor([BOS] + [b + OFFSET for b in chunk])))
+    return [chosen[i * len(chosen) // n] for i in range(min(n, len(chosen)))]
+
+
+@torch.no_grad()
+def continuation_bits(model, prompt, continuation):
+    """(total bits, bytes) of `continuation` (C,) after `prompt` (L,) on the model's next-byte path."""
+    ids = torch.cat([prompt, continuation])[None]
+    logits = model(input_ids=ids).logits[0, len(prompt) - 1: -1].float()  # position i predicts byte i + 1
+    nats = F.cross_entropy(logits, continuation, reduction="sum")
+    return float(nats) / math.log(2), len(continuation)
+
+
+# ----------------------------------------------------------------------------- running the decoders
+
+
+def run_ours(model, prompts, new_bytes, kwargs, repeats):
+    """Totals over the prompts plus every continuation (greedy, EOS ignored)."""
+    r = dict(seconds=0.0, bytes=0, decoder_calls=0, global_calls=0, accepted=0, drafted=0, continuations=[])
+    for ids in prompts:
+        ids = ids[None]
+        model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None, **kwargs)  # warm-up
+        seconds, out = best_of(repeats, lambda: model.generate(
+            ids, max_new_tokens=new_bytes, do_sample=False, eos_token_id=None, return_dict_in_generate=True,
+            **kwargs))
+        cont = out.sequences[0, ids.shape[1]:]
+        r["seconds"] += seconds
+        r["bytes"] += len(cont)
+        r["continuations"].append(cont)
+        for key, field in (("decoder_calls", "decoder_calls"), ("global_calls", "global_calls"),
+                           ("accepted", "accepted_bytes"), ("drafted", "drafted_bytes")):
+            r[key] += int(getattr(out, field).sum())
+    return r
+
+
+def run_transformers(model, prompts, new_bytes, repeats):
+    """transformers' BltForCausalLM on the same weights (use_cache=False: its only correct mode);
+    every byte is one full forward (patcher, encoder, global, decoder over the whole sequence)."""
+    from transformers import BltForCausalLM
+
+    with tempfile.TemporaryDirectory() as path:
+        blt_hf.export_to_transformers_blt(model, path)
+        ref = BltForCausalLM.from_pretrained(path).eval()
+    r = dict(seconds=0.0, bytes=0, decoder_calls=0, global_calls=0, accepted=0, drafted=0, continuations=[])
+    for ids in prompts:
+        ids = ids[None]
+        seconds, out = best_of(repeats, lambda: ref.generate(
+            ids, max_new_tokens=new_bytes, min_new_tokens=new_bytes, do_sample=False, use_cache=False,
+            suppress_tokens=SPECIAL, eos_token_id=None, pad_token_id=0))
+        cont = out[0, ids.shape[1]:]
+        r["seconds"] += seconds
+        r["continuations"].append(cont)
+        for key in ("bytes", "decoder_calls", "global_calls"):
+            r[key] += len(cont)
+    return r
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def summarize(model, prompts, rows, params):
+    """Per setting: speed, calls per byte, eq. 8 bandwidth per sequence, quality, acceptance."""
+    ar, n = rows["ar"], len(prompts)
+    bw_ar = bandwidth_gb(params, ar["decoder_calls"], ar["global_calls"]) / n
+    table = []
+    for name, r in rows.items():
+        bits = [continuation_bits(model, p, c) for p, c in zip(prompts, r["continuations"])]
+        same = sum(int((c == a[: len(c)]).sum()) for c, a in zip(r["continuations"], ar["continuations"]))
+        bw = bandwidth_gb(params, r["decoder_calls"], r["global_calls"]) / n
+        table.append(dict(
+            setting=name, bytes=r["bytes"], seconds=r["seconds"], bytes_per_s=r["bytes"] / r["seconds"],
+            speed_vs_ar=(r["bytes"] / r["seconds"]) / (ar["bytes"] / ar["seconds"]),
+            decoder_calls_per_byte=r["decoder_calls"] / r["bytes"],
+            global_calls_per_byte=r["global_calls"] / r["bytes"],
+            est_bandwidth_gb_per_seq=bw, bandwidth_reduction_vs_ar=1 - bw / bw_ar,
+            bpb=sum(b for b, _ in bits) / sum(k for _, k in bits), same_as_ar_greedy=same / ar["bytes"],
+            identical_to_ar=all(torch.equal(c, a) for c, a in zip(r["continuations"], ar["continuations"])),
+            acceptance=r["accepted"] / r["drafted"] if r["drafted"] else None))
+    return table
+
+
+def goals(table):
+    """The issue's goals on this CPU -> [(description, passed)]."""
+    row = {t["setting"]: t for t in table}
+    out = []
+    d = row.get("blt_d_conf0.7")
+    if d:
+        ok = d["speed_vs_ar"] >= 2 and d["decoder_calls_per_byte"] <= 0.5
+        out.append((f"BLT-D conf 0.7 >= 2x AR bytes/s ({d['speed_vs_ar']:.2f}x) with decoder calls/byte <= 0.5 "
+                    f"({d['decoder_calls_per_byte']:.3f})", ok))
+    if "transformers_blt" in row:
+        x = 1 / row["transformers_blt"]["speed_vs_ar"]
+        out.append((f"AR >= 5x transformers' BltForCausalLM.generate ({x:.1f}x)", x >= 5))
+    exact = [t["setting"] for t in table if t["setting"].startswith(("blt_s_", "blt_dv_"))]
+    if exact:
+        bad = [s for s in exact if not row[s]["identical_to_ar"]]
+        out.append((f"BLT-S and BLT-DV byte-identical to AR greedy ({len(exact) - len(bad)}/{len(exact)} settings"
+                    + (f"; differ: {', '.join(bad)})" if bad else ")"), not bad))
+    return out
+
+
+def text_of(ids) -> str:
+    return bytes(int(i) - OFFSET for i in ids if int(i) >= OFFSET).decode("utf-8", errors="replace")
+
+
+def samples(prompts, rows, names=("ar", "blt_d_conf0.7", "blt_d_onestep", "blt_dv_conf0.3")):
+    """{"prompt": ..., setting: continuation} for one prompt, to read by eye: the prompt whose greedy AR
+    continuation has the most distinct bytes (small models often continue with blank lines)."""
+    i = max(range(len(prompts)), key=lambda i: len(set(rows["ar"]["continuations"][i].tolist())))
+    return {"prompt": text_of(prompts[i])} | {n: text_of(rows[n]["continuations"][i]) for n in names if n in rows}
+
+
+def markdown(table, checks, meta, sample):
+    head = ("| setting | bytes/s | vs AR | decoder calls/byte | global calls/byte | est. BW GB/seq | BW vs AR "
+            "| bpb | = AR greedy | acceptance |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [f"| {t['setting']} | {t['bytes_per_s']:.1f} | {t['speed_vs_ar']:.2f}x | {t['decoder_calls_per_byte']:.3f} "
+             f"| {t['global_calls_per_byte']:.3f} | {t['est_bandwidth_gb_per_seq']:.4f} "
+             f"| {0.0 - 100 * t['bandwidth_reduction_vs_ar']:+.1f}% | {t['bpb']:.3f} "
+             f"| {100 * t['same_as_ar_greedy']:.1f}% "
+             f"| {'-' if t['acceptance'] is None else format(t['acceptance'], '.1%')} |" for t in table]
+    goal_lines = [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks]
+    return "\n".join([
+        "# Generation report", "",
+        f"Model `{meta['model']}` (block size {meta['block_size']}); {meta['prompts']} held-out prompts "
+        f"({meta['prompt_bytes']}-byte budget, from the validation files) x {meta['new_bytes']} new bytes, greedy, "
+        f"batch 1; {meta['device']}. bytes/s is wall-clock over the timed runs (best of {meta['repeats']}); "
+        "est. BW is Fast BLT eq. 8 (16-bit weights, hash tables and entropy model excluded) per sequence; "
+        "bpb scores each continuation with the model's next-byte path (lower = closer to the model's own mode, "
+        "not necessarily better text); '= AR greedy' is the fraction of bytes equal to our greedy AR output.", "",
+        f"Reproduce: `{meta['command']}` (prompt files: {', '.join(meta['prompt_files'])}).", "",
+        head, *lines, "", "Goals (issue 5):", "", *goal_lines, "", PAPER_NOTE, "",
+        *([TRANSFORMERS_NOTE, ""] if any(t["setting"] == "transformers_blt" and not t["identical_to_ar"]
+                                         for t in table) else []),
+        "Sample (the prompt, then each setting's continuation):", "",
+        *[f"{name}:\n\n~~~~text\n{text}\n~~~~\n" for name, text in sample.items()],
+        "![quality vs speed and bandwidth](generation_report.png)", ""])
+
+
+def figure(table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib.ticker import NullFormatter
+
+    family = {"ar": ("C3", "ours, AR"), "blt_d_": ("C0", "BLT-D"), "blt_s_": ("C1", "BLT-S"),
+              "blt_dv_": ("C2", "BLT-DV"), "transformers": ("C7", "transformers BLT")}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    ys = [t["bpb"] for t in table]
+    y_span = (max(ys) - min(ys)) or 1.0
+    for ax, key, label in ((axes[0], "bytes_per_s", "wall-clock bytes/s (CPU)"),
+                           (axes[1], "est_bandwidth_gb_per_seq", "estimated bandwidth, GB per sequence (eq. 8)")):
+        placed, seen = [], set()
+        for t in table:
+            x, y = t[key], t["bpb"]
+            color, name = next(v for k, v in family.items() if t["setting"].startswith(k))
+            ax.scatter(x, y, color=color, label=None if name in seen else name)
+            seen.add(name)
+            # Stack the labels of points that (nearly) coincide instead of printing them on top of each other.
+            near = sum(abs(math.log(x / px)) < 0.15 and abs(y - py) < 0.05 * y_span for px, py in placed)
+            placed.append((x, y))
+            ax.annotate(t["setting"], (x, y), fontsize=7, xytext=(4, 4 + 9 * near), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel("continuation bits per byte (next-byte path)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("quality vs speed")
+    axes[1].set_title("quality vs estimated bandwidth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_table(table):
+    print(f"{'setting':18s} {'bytes/s':>8s} {'vs AR':>6s} {'dec/B':>6s} {'glob/B':>6s} {'BW GB':>8s} {'BW red':>7s} "
+          f"{'bpb':>6s} {'=AR':>6s} {'accept':>6s}")
+    for t in table:
+        acc = "-" if t["acceptance"] is None else f"{t['acceptance']:.2f}"
+        print(f"{t['setting']:18s} {t['bytes_per_s']:8.1f} {t['speed_vs_ar']:5.2f}x {t['decoder_calls_per_byte']:6.3f} "
+              f"{t['global_calls_per_byte']:6.3f} {t['est_bandwidth_gb_per_seq']:8.4f} "
+              f"{100 * t['bandwidth_reduction_vs_ar']:6.1f}% {t['bpb']:6.3f} {t['same_as_ar_greedy']:6.3f} {acc:>6s}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=blt_hf.DEFAULT_MODEL_PATH, help="FastBlt checkpoint (default: shipped)")
+    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--prompts", type=int, default=8, help="number of held-out prompts")
+    parser.add_argument("--new-bytes", type=int, default=256)
+    parser.add_argument("--prompt-bytes", type=int, default=192, help="prompt budget (cut back to a newline)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a shared CPU)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per prompt and setting; fastest kept")
+    parser.add_argument("--settings", nargs="+", default=None, help=f"subset of {[n for n, _ in SETTINGS]} (+ ar)")
+    parser.add_argument("--skip-transformers", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]  # other work on the CPU (a training run) slows every setting alike
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    model = FastBltForCausalLM.from_pretrained(args.model).eval()
+    block = model.config.diffusion_block_size or 8
+    named = held_out_prompts(split_documents(stdlib_documents())[1], args.prompts, args.prompt_bytes)
+    prompts = [ids for _, ids in named]
+    rows = {}
+    for name, kwargs in SETTINGS:
+        if args.settings and name not in args.settings and name != "ar":
+            continue
+        kwargs = dict(kwargs, block_size=block) if "diffusion" in kwargs["decoding"] else kwargs
+        start = time.perf_counter()
+        rows[name] = run_ours(model, prompts, args.new_bytes, kwargs, args.repeats)
+        print(f"  {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if not args.skip_transformers:
+        rows["transformers_blt"] = run_transformers(model, prompts, args.new_bytes, args.repeats)
+    table = summarize(model, prompts, rows, param_counts(model))
+    checks = goals(table)
+    meta = dict(model=args.model, block_size=block, prompts=len(prompts), prompt_bytes=args.prompt_bytes,
+                new_bytes=args.new_bytes, repeats=args.repeats, threads=torch.get_num_threads(),
+                device=f"cpu, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
+                       f"load average {load:.1f} at start",
+                params=param_counts(model), prompt_files=[name for name, _ in named],
+                command=" ".join(["python benchmarks/report_generation.py", *(sys.argv[1:] if argv is None else argv)]))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = samples(prompts, rows)
+    (out / "generation_report.md").write_text(markdown(table, checks, meta, sample))
+    result = dict(meta, results=table, goals=[dict(goal=text, passed=ok) for text, ok in checks], sample=sample)
+    (out / "generation_report.json").write_text(json.dumps(result, indent=1))
+    figure(table, out / "generation_report.png")
+    print(meta["device"] + f"; model {args.model}; {len(prompts)} prompts x {args.new_bytes} new bytes")
+    print_table(table)
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}: {text}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

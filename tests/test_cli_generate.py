@@ -1,0 +1,167 @@
+"""`blt-hf generate` on a tiny saved random BLT-D model, and report_generation's pure helpers."""
+
+import importlib.util
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import random_ids, sharpen_patcher, tiny_blt_fields
+
+from blt_hf import FastBltConfig, FastBltForCausalLM, FastBltTokenizer, cli
+from blt_hf.data import Document
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+PROMPT = "def f(x):\n    "
+PASS_LINE = re.compile(r"^\s+\d+\s+\d+\s.*│.*│ \+\d+$")  # "block pass context│block│ +new"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=8))).eval()
+    sharpen_patcher(model, random_ids(1, 64))
+    path = tmp_path_factory.mktemp("tiny_bltd")
+    model.save_pretrained(path)
+    return str(path)
+
+
+def run_cli(capsys, *args):
+    cli.main(["generate", *args])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("decoding", [None, "autoregressive", "diffusion", "self_speculation", "diffusion_verify"])
+def test_generate_prints_continuation_and_summary(capsys, model_dir, decoding):
+    extra = ["--decoding", decoding] if decoding else []
+    out = run_cli(capsys, PROMPT, "--model", model_dir, "--max-new-tokens", "12", *extra)
+    *text, summary = out.rstrip("\n").split("\n")
+    assert text, out
+    assert summary.startswith(f"[{decoding or 'diffusion'}")  # a BLT-D model defaults to diffusion
+    for field in ("bytes/s", "decoder calls/byte", "global calls/byte"):
+        assert field in summary
+    n = int(re.search(r"\] (\d+) bytes in", summary).group(1))
+    assert 1 <= n <= 12
+    assert ("acceptance" in summary) == (decoding in ("self_speculation", "diffusion_verify"))
+
+
+@pytest.mark.parametrize("unmasking", ["one_step", "confidence"])
+def test_show_steps_draws_one_line_per_pass(capsys, model_dir, unmasking):
+    out = run_cli(capsys, PROMPT, "--model", model_dir, "--max-new-tokens", "16", "--decoding", "diffusion",
+                  "--unmasking", unmasking, "--show-steps")
+    passes = [line for line in out.split("\n") if PASS_LINE.match(line)]
+    model = FastBltForCausalLM.from_pretrained(model_dir).eval()
+    ids = FastBltTokenizer()(PROMPT, return_tensors="pt").input_ids
+    ref = model.generate(ids, max_new_tokens=16, decoding="diffusion", unmasking=unmasking,
+                         return_dict_in_generate=True)
+    assert len(passes) == int(ref.decoder_calls[0]) > 0
+    if unmasking == "one_step":
+        assert len(passes) == 2  # 16 bytes = two blocks of 8, one pass each
+    assert "\033[" not in out  # captured output is not a terminal: no colour codes
+    last_block = passes[-1].split("│")[1]
+    assert len(last_block) == 8 and "█" not in last_block  # the finished block, one character per byte
+
+
+def test_show_steps_reports_verification(capsys, model_dir):
+    out = run_cli(capsys, PROMPT, "--model", model_dir, "--max-new-tokens", "10", "--decoding", "diffusion_verify",
+                  "--unmasking", "one_step", "--show-steps")
+    assert "verified: kept" in out
+
+
+def test_stream_prints_the_same_text(capsys, model_dir):
+    plain = run_cli(capsys, PROMPT, "--model", model_dir, "--max-new-tokens", "12", "--decoding", "autoregressive")
+    streamed = run_cli(capsys, PROMPT, "--model", model_dir, "--max-new-tokens", "12", "--decoding",
+                       "autoregressive", "--stream")
+    assert streamed.rsplit("\n", 2)[0] == plain.rsplit("\n", 2)[0]  # text before the summary line
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no model at .*--model DIR"):
+        cli.main(["generate", "hello", "--model", str(tmp_path / "nothing")])
+
+
+def test_bad_option_is_a_clear_error(model_dir):
+    with pytest.raises(SystemExit, match="block_size must be >= 1"):
+        cli.main(["generate", "hello", "--model", model_dir, "--block-size", "0"])
+
+
+class DraftRecorder:
+    """Streamer with put_draft: records every denoising pass generate() reports."""
+
+    def __init__(self):
+        self.drafts, self.committed = [], []
+
+    def put(self, value):
+        self.committed.append(value.reshape(-1))
+
+    def put_draft(self, value, masked, unmasked):
+        self.drafts.append((value, masked, unmasked))
+
+    def end(self):
+        pass
+
+
+@pytest.mark.parametrize("decoding", ["diffusion", "diffusion_verify"])
+def test_put_draft_sees_every_pass(model_dir, decoding):
+    model = FastBltForCausalLM.from_pretrained(model_dir).eval()
+    ids = FastBltTokenizer()(PROMPT, return_tensors="pt").input_ids
+    rec = DraftRecorder()
+    out = model.generate(ids, max_new_tokens=16, decoding=decoding, unmasking="confidence", streamer=rec,
+                         return_dict_in_generate=True)
+    plain = model.generate(ids, max_new_tokens=16, decoding=decoding, unmasking="confidence")
+    assert torch.equal(out.sequences, plain)  # watching changes nothing
+    # BLT-DV's decoder calls also hold the prompt's pass and one verification per 7-byte draft.
+    others = 1 + int(out.drafted_bytes[0]) // 7 if decoding == "diffusion_verify" else 0
+    assert len(rec.drafts) == int(out.decoder_calls[0]) - others
+    for value, masked, unmasked in rec.drafts:
+        assert ((value == 3) | ~masked).all() and not (masked & unmasked).any()  # still-masked positions hold MASK
+    if decoding == "diffusion":
+        assert torch.equal(rec.drafts[-1][0][0], out.sequences[0, -8:])  # the last pass is the committed block
+
+
+def test_transformers_text_diffusion_streamer(capsys, model_dir):
+    from transformers import TextDiffusionStreamer
+
+    model = FastBltForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = FastBltTokenizer()
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=16, decoding="diffusion",
+                         streamer=TextDiffusionStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True))
+    printed = capsys.readouterr().out
+    assert "\0338\033[J" in printed  # drafts were drawn, then cleared
+    assert printed.endswith(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) + "\n")
+
+
+# ----------------------------------------------------------------------------- benchmarks/report_generation.py
+
+
+def load_report():
+    path = Path(__file__).parents[1] / "benchmarks" / "report_generation.py"
+    spec = importlib.util.spec_from_file_location("report_generation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_continuation_bits_matches_manual_sum(model_dir):
+    report = load_report()
+    model = FastBltForCausalLM.from_pretrained(model_dir).eval()
+    prompt, cont = random_ids(1, 10, seed=1)[0], random_ids(1, 6, seed=2)[0, 1:]
+    bits, n = report.continuation_bits(model, prompt, cont)
+    ids = torch.cat([prompt, cont])[None]
+    with torch.no_grad():
+        logp = model(input_ids=ids).logits[0].float().log_softmax(-1)
+    manual = -sum(logp[len(prompt) - 1 + i, int(cont[i])] for i in range(len(cont))) / math.log(2)
+    assert n == len(cont)
+    assert bits == pytest.approx(float(manual), rel=1e-5)
+
+
+def test_held_out_prompts_end_on_a_line():
+    report = load_report()
+    docs = [Document(f"f{i}.py", "x = 1\n" * 200) for i in range(5)]
+    prompts = report.held_out_prompts(docs, n=3, prompt_bytes=64)
+    assert len(prompts) == 3
+    for name, ids in prompts:
+        text = bytes(int(i) - 4 for i in ids[1:]).decode()
+        assert ids[0] == 1 and text.endswith("\n") and len(text) <= 64
