@@ -229,6 +229,10 @@ def patch_starts_from_entropies(entropies, valid, position_ids, threshold: float
     which tells whether the last patch is already complete. Patches longer than
     `max_patch_length` are split from their start. `position_ids` (B, N+1) are positions inside
     the document, including the slot after each row's last byte.
+    Known difference: with `max_patch_length` set, transformers' port drops a boundary that falls
+    right after the last byte (its `process_patch_lengths` deletes the empty trailing patch), so its
+    logits at the last position can differ from ours there. Every other position follows the rule
+    above in both, so we apply the same rule at the last one (what training sees).
     """
     valid_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
     high = F.pad(entropies > threshold, (1, 0), value=False)
