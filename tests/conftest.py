@@ -74,3 +74,16 @@ def hf_pair(tmp_path, **kw):
     ref.config.patching_threshold = sharpen_patcher(ours, random_ids(1, 64))
     ref.load_state_dict(ours.state_dict())
     return ref, ours
+
+
+def save_tiny_blt_d(path, block_size: int, with_tokenizer: bool = False):
+    """Save a tiny random BLT-D model (patcher with varying entropies) to `path`; returns path."""
+    from blt_hf import FastBltTokenizer
+
+    torch.manual_seed(0)
+    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=block_size))).eval()
+    sharpen_patcher(model, random_ids(1, 64))
+    model.save_pretrained(path)
+    if with_tokenizer:
+        FastBltTokenizer().save_pretrained(path)
+    return path

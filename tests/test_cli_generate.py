@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_ids, sharpen_patcher, tiny_blt_fields
+from conftest import random_ids, save_tiny_blt_d
 
-from blt_hf import FastBltConfig, FastBltForCausalLM, FastBltTokenizer, cli
+from blt_hf import FastBltForCausalLM, FastBltTokenizer, cli
 from blt_hf.data import Document
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -19,12 +19,7 @@ PASS_LINE = re.compile(r"^\s+\d+\s+\d+\s.*│.*│ \+\d+$")  # "block pass conte
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=8))).eval()
-    sharpen_patcher(model, random_ids(1, 64))
-    path = tmp_path_factory.mktemp("tiny_bltd")
-    model.save_pretrained(path)
-    return str(path)
+    return str(save_tiny_blt_d(tmp_path_factory.mktemp("tiny_bltd"), block_size=8))
 
 
 def run_cli(capsys, *args):

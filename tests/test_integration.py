@@ -7,7 +7,7 @@ import sys
 
 import torch
 from conftest import random_ids
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, BltForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, BltForCausalLM
 
 import blt_hf
 from blt_hf import FastBltForCausalLM, FastBltModel, FastBltTokenizer

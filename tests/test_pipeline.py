@@ -3,25 +3,15 @@
 import threading
 
 import pytest
-import torch
-from conftest import random_ids, sharpen_patcher, tiny_blt_fields
+from conftest import save_tiny_blt_d
 from transformers import TextIteratorStreamer, pipeline
-
-from blt_hf import FastBltConfig, FastBltForCausalLM, FastBltTokenizer
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def saved_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=4))).eval()
-    sharpen_patcher(model, random_ids(1, 64))
-    path = tmp_path_factory.mktemp("blt_d")
-    model.save_pretrained(path)
-    FastBltTokenizer().save_pretrained(path)
-    return path
+    return save_tiny_blt_d(tmp_path_factory.mktemp("blt_d"), block_size=4, with_tokenizer=True)
 
 
 @pytest.fixture(scope="module")

@@ -111,10 +111,14 @@ def block_diffusion_attention(module, q, k, v, mask: masks.BlockDiffusionMask):
     return torch.cat([out_clean, out_blocks.transpose(1, 2).reshape(B, nb * Bs, h * d)], 1)
 
 
-class FastBltSelfAttention(nn.Module):
+class FastBltAttentionBase(nn.Module):
+    """q/k/v/o projections and the head bookkeeping transformers' attention interface reads."""
+
+    is_causal = True
+
     def __init__(self, config, layer_idx: int):
         super().__init__()
-        self.config, self.layer_idx, self.is_causal = config, layer_idx, True
+        self.config, self.layer_idx = config, layer_idx
         self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = config.hidden_size // self.num_heads
         self.num_key_value_groups = self.num_heads // self.num_kv_heads
@@ -122,6 +126,9 @@ class FastBltSelfAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=False)
+
+
+class FastBltSelfAttention(FastBltAttentionBase):
 
     def forward(self, hidden_states, rotary, attention_mask, cache=None):
         B, N, _ = hidden_states.shape
@@ -136,22 +143,15 @@ class FastBltSelfAttention(nn.Module):
         return self.o_proj(attention(self, q, k, v, attention_mask))
 
 
-class FastBltCrossAttention(nn.Module):
+class FastBltCrossAttention(FastBltAttentionBase):
     """Queries attend to a second sequence; no positions. q and kv are RMS-normalised first."""
 
+    is_causal = False
+
     def __init__(self, config, layer_idx: int):
-        super().__init__()
-        self.config, self.layer_idx, self.is_causal = config, layer_idx, False
-        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
-        self.head_dim = config.hidden_size // self.num_heads
-        self.num_key_value_groups = self.num_heads // self.num_kv_heads
-        h = config.hidden_size
-        self.q_proj = nn.Linear(h, self.num_heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=False)
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, h, bias=False)
-        self.q_norm = FastBltRMSNorm(h, eps=config.rms_norm_eps)
-        self.k_norm = FastBltRMSNorm(h, eps=config.rms_norm_eps)
+        super().__init__(config, layer_idx)
+        self.q_norm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.k_norm = FastBltRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
     def forward(self, hidden_states, kv_states, attention_mask):
         B, Q, _ = hidden_states.shape
