@@ -109,7 +109,8 @@ def reference_patch_starts(model, seq, forced):
 
 @torch.no_grad()
 def reference_block_logits(model, seq, forced, block):
-    """No cache: patch (with forced block starts), encode, global, decode [clean; block] from scratch."""
+    """No cache: patch (with forced block starts), encode, global, decode [clean; block] from scratch.
+    -> logits (1, 1 + Bs, V): the last clean byte's next-byte logits, then the block's."""
     inner, c, (N, Bs) = model.model, model.config, (seq.shape[1], block.shape[1])
     starts = reference_patch_starts(model, seq, forced | {N})
     pid = starts[:N].long().cumsum(0) - 1
@@ -127,22 +128,31 @@ def reference_block_logits(model, seq, forced, block):
     stream = torch.cat([h, inner.local_encoder.embed_tokens(block)], 1)
     out = inner.local_decoder(stream, spos, mask, inner.local_decoder.latent_slots(g),
                               masks.decoder_cross_mask(latent, M, c.cross_attn_k))
-    logits = model.lm_head(out[:, N:]).float()
+    logits = model.lm_head(out[:, N - 1:]).float()
     logits[..., SPECIAL] = float("-inf")
     return logits
 
 
-def reference_diffusion(model, ids, n_new, block_size, alpha):
+def reference_diffusion(model, ids, n_new, block_size, alpha, first_byte_from_ar=False, repatch_blocks=False,
+                        fallback="most_confident"):
+    """BLT-D recomputed from scratch for every pass. Block starts stay forced patch starts unless
+    `repatch_blocks` (then only the block being decoded forces one, Algorithm 1); with
+    `first_byte_from_ar` the block's first byte is the next-byte head's, taken in the first pass."""
     seq, forced = ids, set()
     while seq.shape[1] < ids.shape[1] + n_new:
         block = torch.full((1, block_size), 3)
         masked = torch.ones(1, block_size, dtype=torch.bool)
+        first = True
         while masked.any():
-            probs = reference_block_logits(model, seq, forced, block).softmax(-1)
-            conf, values = probs.max(-1)
-            chosen = sampling.unmask_confidence(conf, masked, alpha)
-            block, masked = torch.where(chosen, values, block), masked & ~chosen
-        forced.add(seq.shape[1])
+            logits = reference_block_logits(model, seq, forced, block)
+            ar_first = first_byte_from_ar and first
+            conf, values = (logits[:, :-1] if ar_first else logits[:, 1:]).softmax(-1).max(-1)
+            if ar_first:
+                conf[:, 0] = 2.0
+            chosen = sampling.unmask_confidence(conf, masked, alpha, fallback)
+            block, masked, first = torch.where(chosen, values, block), masked & ~chosen, False
+        if not repatch_blocks:
+            forced.add(seq.shape[1])
         seq = torch.cat([seq, block], 1)
     return seq
 
@@ -153,6 +163,21 @@ def test_cached_diffusion_equals_recompute():
     out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, return_dict_in_generate=True)
     torch.testing.assert_close(out.sequences, reference_diffusion(model, ids, 16, 4, 0.5), rtol=0, atol=0)
     assert out.decoder_calls.item() < 16, "a sharpened head should unmask several bytes per pass"
+
+
+@pytest.mark.parametrize("first_byte_from_ar,repatch_blocks,fallback", [
+    (True, False, "most_confident"), (False, True, "most_confident"), (True, True, "leftmost"),
+    (False, False, "leftmost")])
+def test_diffusion_options_equal_recompute(first_byte_from_ar, repatch_blocks, fallback):
+    model = make_model(sharpen_head=6.0)
+    ids = random_ids(1, 10, seed=0)
+    opts = dict(first_byte_from_ar=first_byte_from_ar, repatch_blocks=repatch_blocks)
+    out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, unmasking_fallback=fallback, **opts)
+    ref = reference_diffusion(model, ids, 16, 4, 0.5, fallback=fallback, **opts)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    if repatch_blocks:  # the persistent forced boundaries change the text: the option is not a no-op
+        assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, first_byte_from_ar=first_byte_from_ar,
+                                                        fallback=fallback))
 
 
 @pytest.mark.parametrize("unmasking", ["confidence", "entropy_bound", "one_step"])

@@ -29,10 +29,31 @@ def _eval(args, rest):
     model = FastBltForCausalLM.from_pretrained(args.model)
     if args.diffusion_block_size is not None:
         model.config.diffusion_block_size = args.diffusion_block_size
+    if args.line_completion:
+        return print(json.dumps(_line_completion(model, args)))
     split = build_corpus(args.data_dir, args.seq_len, args.validation_fraction, args.max_files)["validation"]
     rates = tuple(float(t) for t in args.mask_rates.split(",")) if args.mask_rates else ()
     result = bits_per_byte(model, split, args.batch_size, args.max_rows, rates)
     print(json.dumps(dict(model=args.model, block_size=model.config.diffusion_block_size, **result)))
+
+
+def _line_completion(model, args) -> dict:
+    """Line completion on held-out files for each --settings name (see blt_hf.generation_quality)."""
+    from .data import split_documents, stdlib_documents, text_documents
+    from .generation_quality import SETTINGS, line_completion, line_completion_tasks
+
+    names = args.settings.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise SystemExit(f"blt-hf eval: unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
+    docs = stdlib_documents(args.max_files) if args.data_dir is None else text_documents(args.data_dir,
+                                                                                         max_files=args.max_files)
+    tasks = line_completion_tasks(split_documents(docs, args.validation_fraction)[1], args.line_completion)
+    out = dict(model=args.model, lines=len(tasks))
+    for name in names:
+        r = line_completion(model.eval(), tasks, **SETTINGS[name])
+        out[name] = dict(exact_match=r.exact_match, edit_similarity=r.edit_similarity, **r.timing)
+    return out
 
 
 # generate flags passed to model.generate only when given: the rest come from the model's generation_config.
@@ -152,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch_size", type=int, default=8)
     ev.add_argument("--mask_rates", default="0.25,0.5,0.75,1.0", help="fixed t values for masked-block bpb")
     ev.add_argument("--diffusion_block_size", type=int, default=None, help="override B (e.g. 0: next-byte only)")
+    ev.add_argument("--line_completion", type=int, default=0, metavar="N",
+                    help="instead of bits per byte: complete N held-out code lines (exact match, edit similarity)")
+    ev.add_argument("--settings", default="ar,blt_d_conf0.7",
+                    help="decoder settings for --line_completion (names in blt_hf.generation_quality.SETTINGS)")
     ev.set_defaults(func=_eval)
     return parser
 

@@ -142,6 +142,9 @@ class FastBltConfig(PreTrainedConfig):
     decoder_config: dict | PreTrainedConfig | None = None
     global_config: dict | PreTrainedConfig | None = None
     diffusion_block_size: int = 0
+    # Weight of L_mask against L_clean (DESIGN.md §2: 1:1). L_mask is a mean over block positions;
+    # the paper's raw sums weigh it about B/4 times more, which this field can reproduce.
+    diffusion_loss_weight: float = 1.0
     tie_word_embeddings: bool = False
     use_cache: bool = True
     pad_token_id: int | None = 0
@@ -178,6 +181,8 @@ class FastBltConfig(PreTrainedConfig):
                  f"cross_attn_k must be >= 1, got {self.cross_attn_k}")
         _require(self.diffusion_block_size >= 0,
                  f"diffusion_block_size must be >= 0 (0 = plain BLT), got {self.diffusion_block_size}")
+        _require(self.diffusion_loss_weight > 0,
+                 f"diffusion_loss_weight must be > 0, got {self.diffusion_loss_weight}")
         _require(self.max_position_embeddings > 0,
                  f"max_position_embeddings must be positive, got {self.max_position_embeddings}")
         _require(self.max_patch_length is None or self.max_patch_length >= 1,

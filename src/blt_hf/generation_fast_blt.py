@@ -78,6 +78,9 @@ class Options:
     top_p: float
     block_size: int
     unmasking: str
+    unmasking_fallback: str
+    first_byte_from_ar: bool
+    repatch_blocks: bool
     confidence_threshold: float
     entropy_bound: float
     draft_length: int
@@ -113,7 +116,9 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
         do_sample=bool(get("do_sample", False)), temperature=float(get("temperature", 1.0)),
         top_k=int(get("top_k", 0)), top_p=float(get("top_p", 1.0)),
         block_size=int(get("block_size", model.config.diffusion_block_size or 8)),
-        unmasking=get("unmasking", "confidence"), confidence_threshold=float(get("confidence_threshold", 0.7)),
+        unmasking=get("unmasking", "confidence"), unmasking_fallback=get("unmasking_fallback", "most_confident"),
+        first_byte_from_ar=bool(get("first_byte_from_ar", False)), repatch_blocks=bool(get("repatch_blocks", False)),
+        confidence_threshold=float(get("confidence_threshold", 0.7)),
         entropy_bound=float(get("entropy_bound", 1.0)), draft_length=int(get("draft_length", 4)),
         eos_token_id=[eos] if isinstance(eos, int) else list(eos), stop_strings=[stops] if isinstance(stops, str)
         else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
@@ -136,6 +141,8 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
         raise ValueError(f"draft_length must be >= 1, got {o.draft_length}")
     if o.unmasking not in UNMASKING:
         raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
+    if o.unmasking_fallback not in sampling.FALLBACKS:
+        raise ValueError(f"unmasking_fallback must be one of {sampling.FALLBACKS}, got {o.unmasking_fallback!r}")
     if not 0 < o.confidence_threshold <= 1:
         raise ValueError(f"confidence_threshold must be in (0, 1], got {o.confidence_threshold}")
     if not o.entropy_bound > 0:
@@ -408,7 +415,9 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
     Block inputs are plain byte embeddings (MASK included, no hash n-grams), at their own RoPE
     positions; every block position cross-attends the latest latent (the patch `force_boundary`
     just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
-    missing (the clean pass of the previous block, merged: one decoder call instead of two).
+    missing (the clean pass of the previous block, merged: one decoder call instead of two); with
+    `first_byte_from_ar` the last of them gives the block's first byte from the next-byte head,
+    taken in that same pass (the byte AR decoding would choose there, given the closed patch).
     `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
     value = the block (B, Bs) with MASK where still masked, masked / unmasked (B, Bs) bool.
     """
@@ -425,10 +434,17 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
             cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.pos.gather(1, ccols), bpos], 1)
             lat = torch.cat([clean_latents(st, ccols), blat], 1)
         out = run_decoder(model, st, h, cols, pos, lat, st.length, block_end=st.length + Bs)
-        logits = special_masked(model, model.lm_head(out[:, q_clean:]).float())  # (B, Bs, V): no shift
+        ar_first = o.first_byte_from_ar and q_clean > 0
+        logits = special_masked(model, model.lm_head(out[:, q_clean - ar_first:]).float())  # (B, Bs (+1), V)
+        if ar_first:  # block offset 0 reads the next-byte head (the last clean byte's logits) ...
+            logits = torch.cat([logits[:, :1], logits[:, 2:]], 1)
         ids, conf = pick(o, logits)
-        chosen = sampling.select_positions(o.unmasking, masked, conf, sampling.entropy(logits),
-                                           o.confidence_threshold, o.entropy_bound)
+        ent = sampling.entropy(logits)
+        if ar_first:  # ... and is always taken in this pass: certain under both rules
+            conf, ent = conf.clone(), ent.clone()
+            conf[:, 0], ent[:, 0] = 2.0, 0.0
+        chosen = sampling.select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
+                                           o.unmasking_fallback)
         counters["decoder_calls"] += (active & masked.any(-1)).long()
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
         if on_pass is not None:
@@ -477,7 +493,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
     """BLT-D: per block, close the open patch (1 global call), then denoise B MASK positions."""
     B, mask_id = st.length.shape[0], model.config.mask_token_id
     while tr.running():
-        force_boundary(st)
+        saved = force_boundary(st)
         run_global(model, st, tr.active, counters)
         block = torch.full((B, o.block_size), mask_id, dtype=torch.long, device=st.length.device)
         # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
@@ -486,8 +502,12 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
         tr.commit(block)
         if not tr.running():
             break
+        if o.repatch_blocks:  # Algorithm 1: the entropy patcher re-decides the block start's boundary
+            restore_boundary(st, saved)
         append(model, st, block, torch.ones_like(block, dtype=torch.bool))  # clean pass: patcher + encoder
-        q_clean = o.block_size
+        # Re-patching may reopen the patch before the block, whose last byte's decoder KV read the
+        # forced latent: the merged clean pass redoes that byte too.
+        q_clean = o.block_size + o.repatch_blocks
 
 
 # ----------------------------------------------------------------------------- output bookkeeping

@@ -585,6 +585,7 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         loss_clean = self.loss_function(logits, labels, self.config.vocab_size,
                                         num_items_in_batch=num_items_in_batch, **kwargs)
         loss_mask = diffusion_objective.masked_block_loss(block_logits, blocks, masked, t)
+        loss_mask = loss_mask * self.config.diffusion_loss_weight
         if num_items_in_batch is not None:
             # Trainer sums micro-batch losses under gradient accumulation when it passes the count;
             # weight this micro-batch's mean by its share of the counted tokens, as L_clean is.

@@ -47,15 +47,20 @@ def first_true(mask):
     return mask & (cum == 1)
 
 
-def unmask_confidence(confidence, masked, alpha: float):
-    """Paper rule: every masked position whose confidence > alpha; if none, the single most confident.
+FALLBACKS = ("most_confident", "leftmost")
 
-    Ties for the fallback go to the leftmost position (argmax returns the first maximum).
-    """
+
+def unmask_confidence(confidence, masked, alpha: float, fallback: str = "most_confident"):
+    """Paper rule: every masked position whose confidence > alpha; if none, the single most confident
+    (ties to the leftmost: argmax returns the first maximum) or, with fallback="leftmost", the
+    leftmost masked position (left-to-right decoding whenever the model is unsure)."""
     chosen = masked & (confidence > alpha)
-    best = torch.where(masked, confidence, float("-inf")).argmax(-1, keepdim=True)
-    fallback = torch.zeros_like(masked).scatter(-1, best, True) & masked
-    return chosen | (fallback & ~chosen.any(-1, keepdim=True))
+    if fallback == "leftmost":
+        extra = first_true(masked)
+    else:
+        best = torch.where(masked, confidence, float("-inf")).argmax(-1, keepdim=True)
+        extra = torch.zeros_like(masked).scatter(-1, best, True) & masked
+    return chosen | (extra & ~chosen.any(-1, keepdim=True))
 
 
 def unmask_entropy_bound(entropies, masked, gamma: float):
@@ -74,9 +79,10 @@ def unmask_all(masked):
     return masked.clone()
 
 
-def select_positions(rule: str, masked, confidence, entropies, alpha: float, gamma: float):
+def select_positions(rule: str, masked, confidence, entropies, alpha: float, gamma: float,
+                     fallback: str = "most_confident"):
     if rule == "confidence":
-        return unmask_confidence(confidence, masked, alpha)
+        return unmask_confidence(confidence, masked, alpha, fallback)
     if rule == "entropy_bound":
         return unmask_entropy_bound(entropies, masked, gamma)
     return unmask_all(masked)

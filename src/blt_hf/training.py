@@ -41,6 +41,8 @@ class ModelArguments:
                                                                           "(ours or transformers' BLT); None = from scratch"})
     diffusion_block_size: int | None = field(default=None, metadata={
         "help": f"B of BLT-D (0 = plain next-byte BLT); None = keep the checkpoint's, {DEFAULT_BLOCK_SIZE} from scratch"})
+    diffusion_loss_weight: float | None = field(default=None, metadata={
+        "help": "weight of L_mask against L_clean; None = keep the checkpoint's, 1.0 from scratch"})
     entropy_model_path: str | None = field(default=None, metadata={"help": "a trained FastBltEntropyModel directory "
                                                                            "to use instead of training one"})
     local_hidden_size: int = field(default=256, metadata={"help": "encoder/decoder width"})
@@ -93,6 +95,7 @@ def blt_config_from_args(m: ModelArguments, seq_len: int) -> FastBltConfig:
     local = stack(m.local_hidden_size, 0)
     return FastBltConfig(
         diffusion_block_size=DEFAULT_BLOCK_SIZE if m.diffusion_block_size is None else m.diffusion_block_size,
+        diffusion_loss_weight=1.0 if m.diffusion_loss_weight is None else m.diffusion_loss_weight,
         encoder_hash_byte_group_vocab=m.hash_vocab,
         max_patch_length=m.max_patch_length, max_position_embeddings=max(seq_len, 1024),
         patcher_config=patcher_config_from_args(m).to_dict(),
@@ -191,6 +194,8 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
         model = FastBltForCausalLM.from_pretrained(m.model_name_or_path)
         if m.diffusion_block_size is not None:
             model.config.diffusion_block_size = m.diffusion_block_size
+        if m.diffusion_loss_weight is not None:
+            model.config.diffusion_loss_weight = m.diffusion_loss_weight
     else:
         torch.manual_seed(args.seed)  # same initial weights on every rank and on every resume
         model = FastBltForCausalLM(blt_config_from_args(m, seq_len))

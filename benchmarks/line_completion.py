@@ -1,0 +1,135 @@
+"""Generation quality of every decoder setting on held-out code (issue 8), in one run.
+
+    python benchmarks/line_completion.py [MODEL] [--lines 100] [--prompts 12] [--settings ar blt_d_conf0.7 ...]
+        [--extra NAME:key=value,key=value ...] [--threads 1] [--json out.json] [--markdown out.md]
+
+Per setting: line-completion exact match and edit similarity (blt_hf.generation_quality), the
+degeneration rate and distinct-4-gram ratio of 256-byte continuations, bytes/s and decoder /
+global calls per byte measured in the same run (batch 1, greedy), and 3 samples of each kind
+shown verbatim. Tasks come from the validation files of the default corpus split. `--extra`
+adds settings, e.g. `--extra leftmost:decoding=diffusion,unmasking_fallback=leftmost`.
+Prints a table, then one JSON line.
+"""
+
+import argparse
+import json
+
+import torch
+
+from blt_hf import DEFAULT_MODEL_PATH, FastBltForCausalLM
+from blt_hf.data import split_documents, stdlib_documents
+from blt_hf.generation_quality import (SETTINGS, block_accuracy, continuation_prompts, degeneration,
+                                       line_completion, line_completion_tasks)
+
+SAMPLES = 3
+
+
+def parse_extra(specs):
+    """["name:key=value,..."] -> {name: kwargs}; values parsed as JSON when they can be."""
+    out = {}
+    for spec in specs or []:
+        name, _, body = spec.partition(":")
+        kwargs = {}
+        for item in filter(None, body.split(",")):
+            key, _, value = item.partition("=")
+            try:
+                kwargs[key] = json.loads(value)
+            except json.JSONDecodeError:
+                kwargs[key] = value
+        out[name] = kwargs
+    return out
+
+
+def run_setting(model, tasks, prompts, kwargs, new_bytes):
+    lines = line_completion(model, tasks, **kwargs)
+    cont = degeneration(model, prompts, new_bytes, **kwargs) if prompts else None
+    row = dict(kwargs=kwargs, exact_match=lines.exact_match, edit_similarity=lines.edit_similarity,
+               line_timing=lines.timing,
+               line_samples=[dict(file=t.name, line=t.line_number, target=t.target.decode("utf-8", "replace"),
+                                  prediction=p.decode("utf-8", "replace")) for t, p in lines.predictions[:SAMPLES]])
+    if cont is not None:
+        row.update(degeneration_rate=cont.degeneration_rate, distinct_4gram=cont.distinct_4gram,
+                   longest_runs=cont.longest_runs, continuation_timing=cont.timing,
+                   continuation_samples=[c.decode("utf-8", "replace") for c in cont.continuations[:SAMPLES]])
+    return row
+
+
+def markdown(model_path, results, accuracy, meta) -> str:
+    out = [f"# Generation quality of `{model_path}`", "",
+           f"{meta['lines']} held-out lines (line completion, up to 64 new bytes, cut at the first newline) and "
+           f"{meta['prompts']} prompts x {meta['new_bytes']} new bytes (degeneration); greedy, batch 1, "
+           f"{meta['threads']} thread(s), one run. Command: `{meta['command']}`", "",
+           "| setting | exact match | edit sim | line bytes/s | degenerate | distinct-4 | 256-byte bytes/s | "
+           "decoder calls/byte | global calls/byte |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        ct = r.get("continuation_timing", r["line_timing"])
+        out.append(f"| {name} | {r['exact_match']:.3f} | {r['edit_similarity']:.3f} | "
+                   f"{r['line_timing']['bytes_per_s']:.1f} | {r.get('degeneration_rate', float('nan')):.2f} | "
+                   f"{r.get('distinct_4gram', float('nan')):.3f} | {ct['bytes_per_s']:.1f} | "
+                   f"{ct['decoder_calls_per_byte']:.3f} | {ct['global_calls_per_byte']:.3f} |")
+    if accuracy:
+        out += ["", "Teacher-forced block accuracy (one pass, masked bytes, t in "
+                f"{accuracy['mask_rates']}): overall {accuracy['overall']:.3f}; predicted spaces "
+                f"{accuracy['predicted_space_share']:.2f} vs target spaces {accuracy['target_space_share']:.2f}.", "",
+                "| block offset | " + " | ".join(str(i) for i in range(len(accuracy["by_position"]))) + " |",
+                "|---|" + "---:|" * len(accuracy["by_position"]),
+                "| accuracy | " + " | ".join(f"{a:.3f}" for a in accuracy["by_position"]) + " |", "",
+                "| revealed fraction | " + " | ".join(f"[{i / 4:.2f}, {(i + 1) / 4:.2f})" for i in range(4)) + " |",
+                "|---|---:|---:|---:|---:|",
+                "| accuracy | " + " | ".join("-" if a is None else f"{a:.3f}" for a in accuracy["by_revealed"]) + " |"]
+    out += ["", "## Samples (verbatim, repr)"]
+    for name, r in results.items():
+        out += ["", f"### {name}", ""]
+        out += [f"- line `{s['file']}:{s['line']}`: true {s['target']!r} / got {s['prediction']!r}"
+                for s in r["line_samples"]]
+        out += [f"- continuation: {c!r}" for c in r.get("continuation_samples", [])]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL_PATH)
+    p.add_argument("--lines", type=int, default=100)
+    p.add_argument("--prompts", type=int, default=12)
+    p.add_argument("--new-bytes", type=int, default=256)
+    p.add_argument("--settings", nargs="*", default=list(SETTINGS))
+    p.add_argument("--extra", nargs="*", help="NAME:key=value,... extra generate settings")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--block-accuracy-rows", type=int, default=16)
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model = FastBltForCausalLM.from_pretrained(args.model).eval()
+    _, validation = split_documents(stdlib_documents())
+    tasks = line_completion_tasks(validation, args.lines)
+    prompts = continuation_prompts(validation, args.prompts)
+    settings = {name: SETTINGS[name] for name in args.settings} | parse_extra(args.extra)
+    results = {}
+    for name, kwargs in settings.items():
+        results[name] = r = run_setting(model, tasks, prompts, kwargs, args.new_bytes)
+        print(f"{name:24s} EM {r['exact_match']:.3f}  ES {r['edit_similarity']:.3f}  "
+              f"degenerate {r.get('degeneration_rate', float('nan')):.2f}  "
+              f"distinct4 {r.get('distinct_4gram', float('nan')):.3f}  "
+              f"{r.get('continuation_timing', r['line_timing'])['bytes_per_s']:.1f} B/s", flush=True)
+    accuracy = None
+    if model.config.diffusion_block_size > 0 and args.block_accuracy_rows:
+        from blt_hf.data import build_corpus
+
+        rows = torch.tensor(build_corpus(seq_len=512)["validation"]["input_ids"][:args.block_accuracy_rows])
+        accuracy = block_accuracy(model, rows)
+    meta = dict(lines=len(tasks), prompts=len(prompts), new_bytes=args.new_bytes, threads=args.threads,
+                command="python benchmarks/line_completion.py " + " ".join(argv or __import__("sys").argv[1:]))
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(args.model, results, accuracy, meta))
+    summary = dict(model=args.model, meta=meta, block_accuracy=accuracy, results=results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
+    print(json.dumps({name: {k: r[k] for k in ("exact_match", "edit_similarity", "degeneration_rate")
+                             if k in r} for name, r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
