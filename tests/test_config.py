@@ -12,6 +12,7 @@ INVALID = [
     (dict(eos_token_id=300), "eos_token_id=300"),
     (dict(vocab_size=3), "vocab_size must be >= 5"),
     (dict(diffusion_block_size=-1), "diffusion_block_size must be >= 0"),
+    (dict(diffusion_loss_weight=0.0), "diffusion_loss_weight must be > 0"),
     (dict(cross_attn_k=0), "cross_attn_k must be >= 1"),
     (dict(max_patch_length=0), "max_patch_length must be None or >= 1"),
     (dict(local_attention_window_len=0), "local_attention_window_len must be None or >= 1"),

@@ -178,3 +178,16 @@ def test_fixed_noise_level_for_evaluation():
         full = model(ids, labels=ids, diffusion_t=1.0)
     real = full.block_targets >= 0
     assert torch.equal(full.block_masked, real)  # t = 1 masks every real block byte
+
+
+def test_diffusion_loss_weight_scales_only_the_masked_term():
+    ids = random_ids(2, 40, seed=9)
+    plain, heavy = model_with(), model_with(diffusion_loss_weight=2.5)  # same weights (same seed)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        ref = plain(ids, labels=ids, diffusion_t=0.5)
+        torch.manual_seed(0)
+        out = heavy(ids, labels=ids, diffusion_t=0.5)
+    assert torch.equal(out.loss_clean, ref.loss_clean)
+    torch.testing.assert_close(out.loss_mask, 2.5 * ref.loss_mask)
+    torch.testing.assert_close(out.loss, out.loss_clean + out.loss_mask)

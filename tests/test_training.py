@@ -100,6 +100,12 @@ def test_pipeline_from_scratch_resume_and_finetune_transformers_blt_into_bltd(tm
                             _args(tmp_path / "tuned", 2))
     tuned_model = FastBltForCausalLM.from_pretrained(tuned)
     assert tuned_model.config.diffusion_block_size == 4
+    assert tuned_model.generation_config.block_size == 4 and tuned_model.generation_config.decoding == "diffusion"
+    # Continuing a BLT-D model with another B (and L_mask weight) decodes with the B it was trained for.
+    _, again = run_training(ModelArguments(model_name_or_path=str(tuned), diffusion_block_size=2,
+                                           diffusion_loss_weight=2.0), data, _args(tmp_path / "again", 1))
+    again_model = FastBltForCausalLM.from_pretrained(again)
+    assert again_model.generation_config.block_size == 2 and again_model.config.diffusion_loss_weight == 2.0
     assert torch.equal(tuned_model.model.patcher.lm_head.weight, ref.model.patcher.lm_head.weight)
 
 

@@ -26,6 +26,7 @@ from .configuration_fast_blt import FastBltConfig, FastBltPatcherConfig
 from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION, build_corpus
 from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE, FastBltEntropyModel,
                             calibrate_threshold, install_patcher)
+from .generation_fast_blt import default_generation_config
 from .modeling_fast_blt import FastBltForCausalLM
 from .tokenization_fast_blt import FastBltTokenizer
 
@@ -194,6 +195,7 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
         model = FastBltForCausalLM.from_pretrained(m.model_name_or_path)
         if m.diffusion_block_size is not None:
             model.config.diffusion_block_size = m.diffusion_block_size
+            model.generation_config = default_generation_config(model.config)  # decode with the trained B
         if m.diffusion_loss_weight is not None:
             model.config.diffusion_loss_weight = m.diffusion_loss_weight
     else:
