@@ -8,6 +8,10 @@ stream plus every block slot the forward builds (rows are padded to the batch's 
 number of blocks). Prints a card, then one JSON line.
 
   python benchmarks/bench_train.py                      # CPU defaults (small)
+  python benchmarks/bench_train.py --compare-setups MODEL_DIR --block_sizes 8 --steps 40
+      # two short real `blt-hf train` runs side by side on the same bytes: fp32 in one process with
+      # two threads (the setting the first default model was trained with) vs bf16 autocast with
+      # two 1-thread DDP processes (gloo); bytes/s and the logged loss at the same steps
   python benchmarks/bench_train.py --device cuda --batch_size 16 --seq_len 1024 --local_hidden_size 512 \
       --global_hidden_size 1024 --global_layers 8
 """
@@ -63,6 +67,55 @@ def time_block_size(model, batches, block_size, warmup, device):
                 decoder_positions_per_byte=positions / n_bytes)
 
 
+TRAIN_FLAGS = ("--seq_len 512 --learning_rate 1e-3 --lr_scheduler_type constant --warmup_steps 0 --weight_decay 0.1 "
+               "--adam_beta2 0.95 --max_grad_norm 1.0 --save_strategy no --logging_steps 5 --report_to none --seed 0 "
+               "--disable_tqdm true --use_cpu true")
+SETUPS = {  # name: (launcher prefix, OMP threads per process, processes, extra flags)
+    "fp32, 1 process x 2 threads": ("blt-hf train", 2, 1, ""),
+    "bf16 autocast, 2 DDP processes x 1 thread": (
+        "accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 "
+        "--dynamo_backend no examples/train.py", 1, 2, "--bf16 true"),
+}
+
+
+def run_setup(name, model_dir, block_size, steps, rows_per_step, out_dir):
+    """One short `blt-hf train` run (continuing `model_dir`); -> bytes/s and {step: logged loss}."""
+    import ast
+    import os
+    import shlex
+    import subprocess
+
+    launcher, threads, procs, extra = SETUPS[name]
+    cmd = (f"{launcher} --model_name_or_path {model_dir} --diffusion_block_size {block_size} --output_dir {out_dir} "
+           f"--max_steps {steps} --per_device_train_batch_size {rows_per_step // procs} {TRAIN_FLAGS} {extra}")
+    done = subprocess.run(shlex.split(cmd), capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd}\n{done.stderr[-3000:]}")
+    logs = [ast.literal_eval(line.strip()) for line in done.stdout.splitlines() if line.strip().startswith("{'")]
+    losses = {i * 5 + 5: float(d["loss"]) for i, d in enumerate(x for x in logs if "loss" in x)}
+    runtime = float(next(d["train_runtime"] for d in logs if "train_runtime" in d))
+    return dict(setup=name, command=cmd, bytes_per_s=steps * rows_per_step * 512 / runtime, losses=losses)
+
+
+def compare_setups(args):
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(SETUPS):
+            rows.append(run_setup(name, args.compare_setups, int(args.block_sizes), args.steps, 8, f"{tmp}/{i}"))
+    base = rows[0]["bytes_per_s"]
+    steps = sorted(rows[0]["losses"])
+    print(f"continuing {args.compare_setups}, B = {args.block_sizes}, 8 rows x 512 bytes per step, {args.steps} steps")
+    print("| setup | bytes/s | relative | " + " | ".join(f"loss @ {s}" for s in steps) + " |")
+    print("|---|---:|---:|" + "---:|" * len(steps))
+    for r in rows:
+        print(f"| {r['setup']} | {r['bytes_per_s']:.0f} | {r['bytes_per_s'] / base:.2f}x | "
+              + " | ".join(f"{r['losses'].get(s, float('nan')):.3f}" for s in steps) + " |")
+    print(json.dumps(dict(block_size=int(args.block_sizes), steps=args.steps, results=rows)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--block_sizes", default="0,4,8,16")
@@ -76,7 +129,10 @@ def main(argv=None):
     p.add_argument("--decoder_layers", type=int, default=2)
     p.add_argument("--hash_vocab", type=int, default=4096)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compare-setups", metavar="MODEL_DIR", help="time two real training setups (see above)")
     args = p.parse_args(argv)
+    if args.compare_setups:
+        return compare_setups(args)
     device = torch.device(args.device)
 
     rows = torch.tensor(build_corpus(seq_len=args.seq_len, max_files=200,

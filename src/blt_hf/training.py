@@ -12,6 +12,7 @@ identical model and loses nothing. The final model is written atomically to `out
 """
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import torch
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
+from .checkpoints import checkpoint_problems, publish_dir, reporting_full_disk, resume_checkpoint
 from .configuration_fast_blt import FastBltConfig, FastBltPatcherConfig
 from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION, build_corpus
 from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE, FastBltEntropyModel,
@@ -30,6 +31,7 @@ from .generation_fast_blt import default_generation_config
 from .modeling_fast_blt import FastBltForCausalLM
 from .tokenization_fast_blt import FastBltTokenizer
 
+logger = logging.getLogger(__name__)
 ENTROPY_DIR, FINAL_DIR, CALIBRATION_FILE = "entropy_model", "final", "calibration.json"
 DEFAULT_BLOCK_SIZE = 4  # the paper's cheapest BLT-D, nearly AR quality
 
@@ -110,19 +112,6 @@ def collator():
     return DataCollatorForLanguageModeling(FastBltTokenizer(), mlm=False)
 
 
-def replace_dir(tmp: Path, path: Path) -> Path:
-    """Move a finished directory into place; `path` is either the old or the new one, never partial."""
-    if path.exists():  # os.replace cannot replace a non-empty directory
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, path)
-    return path
-
-
 def save_atomically(model, path, tokenizer=None) -> Path:
     """Single-process save: write a temporary sibling, then rename it into place."""
     path = Path(path)
@@ -131,12 +120,12 @@ def save_atomically(model, path, tokenizer=None) -> Path:
     model.save_pretrained(tmp)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
-    return replace_dir(tmp, path)
+    return publish_dir(tmp, path)
 
 
 def save_final(trainer: Trainer, path) -> Path:
     """Distributed-safe atomic save: every rank joins `save_model` (FSDP / ZeRO-3 gather the
-    weights there), then rank 0 renames the finished temporary directory into place."""
+    weights there), then rank 0 publishes the finished temporary directory (`checkpoints.publish_dir`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     if trainer.is_world_process_zero():
@@ -145,7 +134,7 @@ def save_final(trainer: Trainer, path) -> Path:
     trainer.save_model(str(tmp))
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
-        replace_dir(tmp, path)
+        publish_dir(tmp, path)
     trainer.accelerator.wait_for_everyone()
     return path
 
@@ -175,9 +164,10 @@ def train_entropy_model(corpus, m: ModelArguments, args: TrainingArguments):
         raise ValueError("the validation split has no full row to calibrate the patcher on: "
                          "lower seq_len or raise validation_fraction")
     trainer = Trainer(model, e_args, train_dataset=corpus["train"], data_collator=collator())
-    resume = get_last_checkpoint(e_args.output_dir) if os.path.isdir(e_args.output_dir) else None
-    trainer.train(resume_from_checkpoint=resume)
-    save_final(trainer, out)
+    resume = resume_checkpoint(e_args.output_dir) if os.path.isdir(e_args.output_dir) else None
+    with reporting_full_disk(e_args.output_dir):
+        trainer.train(resume_from_checkpoint=resume)
+        save_final(trainer, out)
     # Reload rather than reuse `model`: under FSDP its parameters are shards. Every rank calibrates
     # (deterministic, identical); the calibration file, written last, marks the stage as done.
     model = FastBltEntropyModel.from_pretrained(out).to(args.device)
@@ -185,7 +175,9 @@ def train_entropy_model(corpus, m: ModelArguments, args: TrainingArguments):
     if trainer.is_world_process_zero():
         cal = dict(patching_threshold=threshold, mean_patch_size=size, target_patch_size=m.target_patch_size,
                    max_patch_length=m.max_patch_length, held_out_rows=len(held_out))
-        (out / CALIBRATION_FILE).write_text(json.dumps(cal, indent=2))
+        tmp = out / f".{CALIBRATION_FILE}.tmp"  # written last: its presence marks the stage as done
+        tmp.write_text(json.dumps(cal, indent=2))
+        os.replace(tmp, out / CALIBRATION_FILE)
     return model, threshold
 
 
@@ -211,9 +203,18 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
 
 
 def resume_arg(args: TrainingArguments):
-    """`--resume_from_checkpoint true` means "the latest checkpoint in output_dir" (Trainer's True)."""
+    """What to resume from: `--resume_from_checkpoint true` means the newest *complete* checkpoint in
+    output_dir (incomplete ones are set aside; None = nothing to resume, start fresh); a path must be
+    a complete checkpoint."""
     resume = args.resume_from_checkpoint
-    return True if isinstance(resume, str) and resume.lower() == "true" else resume
+    if resume is True or (isinstance(resume, str) and resume.lower() == "true"):
+        if not os.path.isdir(args.output_dir):
+            logger.warning("nothing to resume from: %s does not exist yet, starting from step 0", args.output_dir)
+            return None
+        return resume_checkpoint(args.output_dir, needs_training_state=not args.save_only_model)
+    if resume and (problems := checkpoint_problems(resume, needs_training_state=not args.save_only_model)):
+        raise ValueError(f"--resume_from_checkpoint {resume} is not a complete checkpoint: {'; '.join(problems)}")
+    return resume
 
 
 def parse_args(argv=None):
@@ -236,8 +237,9 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
     trainer = Trainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set, data_collator=collator(),
                       processing_class=FastBltTokenizer())  # saved with every checkpoint and the final model
-    trainer.train(resume_from_checkpoint=resume_arg(args))
-    return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)
+    with reporting_full_disk(args.output_dir):
+        trainer.train(resume_from_checkpoint=resume_arg(args))
+        return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)
 
 
 LORA_ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
