@@ -7,7 +7,9 @@
   # resume after an interruption (same command plus):      --resume_from_checkpoint true
   # fine-tune a plain BLT (ours or transformers' BltForCausalLM) into BLT-D-8:
   python examples/train.py --model_name_or_path path/to/blt --diffusion_block_size 8 --output_dir runs/ft
-  # 2-process DDP on CPU:  accelerate launch --cpu --num_processes 2 examples/train.py ...
+  # 2-process DDP on CPU (gloo; `--cpu --num_processes 2` would start ONE process in accelerate 1.15):
+  OMP_NUM_THREADS=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 \
+      --dynamo_backend no examples/train.py --use_cpu true --bf16 true ...
 All flags: ModelArguments / DataArguments in blt_hf.training, plus transformers' TrainingArguments.
 """
 
