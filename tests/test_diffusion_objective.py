@@ -96,9 +96,10 @@ def test_seeded_noise_is_reproducible():
     assert a == b and a != c
 
 
-def test_changing_bytes_at_or_after_a_block_start_leaves_its_predictions(fixed_noise):
+@pytest.mark.parametrize("block_input", ["bytes", "encoder"])
+def test_changing_bytes_at_or_after_a_block_start_leaves_its_predictions(fixed_noise, block_input):
     fixed_noise(1.0)  # every block byte masked: predictions depend on context only
-    model = model_with(block_size=4)
+    model = model_with(block_size=4, diffusion_block_input=block_input)
     ids = random_ids(1, 48, seed=6)
     with torch.no_grad():
         base = model(ids, labels=ids)  # noise is fixed by the fixture
@@ -124,6 +125,19 @@ def test_packed_documents_do_not_see_each_other():
         packed = model(torch.cat([doc_a, doc_b], 1)).logits
         alone = model(doc_b).logits
     torch.testing.assert_close(packed[:, 30:], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("block_input", ["bytes", "encoder"])
+def test_packed_blocks_do_not_see_the_previous_document(fixed_noise, block_input):
+    fixed_noise(1.0)
+    model = model_with(block_size=4, diffusion_block_input=block_input)
+    doc_a, doc_b = random_ids(1, 30, seed=7), random_ids(1, 25, seed=8)
+    with torch.no_grad():
+        packed = model(torch.cat([doc_a, doc_b], 1), labels=torch.cat([doc_a, doc_b], 1))
+        alone = model(doc_b, labels=doc_b)
+        first = model(doc_a, labels=doc_a)
+    nb_a, nb_b = first.block_logits.shape[1], alone.block_logits.shape[1]
+    torch.testing.assert_close(packed.block_logits[:, nb_a:nb_a + nb_b], alone.block_logits, atol=1e-5, rtol=0)
 
 
 def test_tiny_model_overfits_a_text_with_both_terms():

@@ -125,7 +125,11 @@ def reference_block_logits(model, seq, forced, block):
     in_block = spos >= N
     mask = masks.causal_mask(spos, spos, ~in_block, window) | (in_block[:, :, None] & in_block[:, None, :])[:, None]
     latent = torch.cat([pid + starts[1:].long() - 1, torch.full((Bs,), M - 1)])[None]
-    stream = torch.cat([h, inner.local_encoder.embed_tokens(block)], 1)
+    if c.diffusion_block_input == "encoder":  # n-grams of [clean; block], then encoder layers under `mask`
+        h_block = inner.local_encoder(inner.embed(torch.cat([seq, block], 1)), spos, mask)[:, N:]
+    else:
+        h_block = inner.local_encoder.embed_tokens(block)
+    stream = torch.cat([h, h_block], 1)
     out = inner.local_decoder(stream, spos, mask, inner.local_decoder.latent_slots(g),
                               masks.decoder_cross_mask(latent, M, c.cross_attn_k))
     logits = model.lm_head(out[:, N - 1:]).float()
@@ -157,8 +161,9 @@ def reference_diffusion(model, ids, n_new, block_size, alpha, first_byte_from_ar
     return seq
 
 
-def test_cached_diffusion_equals_recompute():
-    model = make_model(sharpen_head=12.0)
+@pytest.mark.parametrize("block_input", ["bytes", "encoder"])
+def test_cached_diffusion_equals_recompute(block_input):
+    model = make_model(sharpen_head=12.0, diffusion_block_input=block_input)
     ids = random_ids(1, 10, seed=8)
     out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, return_dict_in_generate=True)
     torch.testing.assert_close(out.sequences, reference_diffusion(model, ids, 16, 4, 0.5), rtol=0, atol=0)
@@ -201,6 +206,18 @@ def test_diffusion_needs_a_blt_d_model():
     with pytest.raises(ValueError, match="BLT-D objective"):
         plain.generate(ids, decoding="diffusion")
     assert plain.generate(ids, decoding="diffusion", force_diffusion=True, max_new_tokens=4).shape == (1, 9)
+
+
+def test_encoder_block_input_verify_equals_ar_and_padding_is_exact():
+    model = make_model(sharpen_head=6.0, diffusion_block_input="encoder")
+    ids = random_ids(2, 11, seed=7)
+    dv = greedy(model, ids, 16, decoding="diffusion_verify", unmasking="confidence", confidence_threshold=0.3)
+    torch.testing.assert_close(dv, greedy(model, ids, 16), rtol=0, atol=0)
+    a = random_ids(1, 7, seed=10)
+    padded = torch.cat([torch.zeros(1, 5, dtype=torch.long), a], 1)
+    mask = (padded != 0).long()
+    out = greedy(model, padded, 12, attention_mask=mask, decoding="diffusion")
+    torch.testing.assert_close(out[:, 5:], greedy(model, a, 12, decoding="diffusion"), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------- batches, stopping, options

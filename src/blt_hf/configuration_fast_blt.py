@@ -11,6 +11,9 @@ and `diffusion_block_size` (B of BLT-D; 0 = a plain BLT). Every invalid value ra
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+BLOCK_INPUTS = ("bytes", "encoder")
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -145,6 +148,10 @@ class FastBltConfig(PreTrainedConfig):
     # Weight of L_mask against L_clean (DESIGN.md §2: 1:1). L_mask is a mean over block positions;
     # the paper's raw sums weigh it about B/4 times more, which this field can reproduce.
     diffusion_loss_weight: float = 1.0
+    # What a BLT-D block position feeds the decoder (DESIGN.md §5, open choice): "bytes" = the byte
+    # embedding alone (MASK included); "encoder" = byte + hash n-gram embeddings (n-grams reach into
+    # the clean bytes before the block) through the local encoder layers, under the block mask.
+    diffusion_block_input: str = "bytes"
     tie_word_embeddings: bool = False
     use_cache: bool = True
     pad_token_id: int | None = 0
@@ -183,6 +190,8 @@ class FastBltConfig(PreTrainedConfig):
                  f"diffusion_block_size must be >= 0 (0 = plain BLT), got {self.diffusion_block_size}")
         _require(self.diffusion_loss_weight > 0,
                  f"diffusion_loss_weight must be > 0, got {self.diffusion_loss_weight}")
+        _require(self.diffusion_block_input in BLOCK_INPUTS,
+                 f"diffusion_block_input must be one of {BLOCK_INPUTS}, got {self.diffusion_block_input!r}")
         _require(self.max_position_embeddings > 0,
                  f"max_position_embeddings must be positive, got {self.max_position_embeddings}")
         _require(self.max_patch_length is None or self.max_patch_length >= 1,

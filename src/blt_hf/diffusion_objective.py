@@ -55,6 +55,16 @@ def cut_blocks(input_ids, labels, ctx, block_size: int, mask_id: int) -> Blocks:
     return Blocks(start, latent, valid, block_bytes, targets)
 
 
+def ids_before(input_ids, ctx, blocks: Blocks, w: int):
+    """(B, nb, w): the w clean ids before each block start, PAD (0) where before its document."""
+    N = input_ids.shape[1]
+    index = blocks.start.clamp(max=N - 1)[..., None] - w + torch.arange(w, device=input_ids.device)  # (B, nb, w)
+    flat = index.clamp(min=0).flatten(1)
+    doc_start = ctx.doc_ids.gather(1, blocks.start.clamp(max=N - 1))[..., None]
+    same = (index >= 0) & (ctx.doc_ids.gather(1, flat).view(index.shape) == doc_start)
+    return torch.where(same, input_ids.gather(1, flat).view(index.shape), 0)
+
+
 def noise(blocks: Blocks, mask_id: int, t: float | None = None):
     """Mask each real block byte with probability t, t ~ U(0, 1) per sequence unless given (evaluation
     at a fixed noise level). -> (noisy ids, masked, t (B,))."""

@@ -306,6 +306,32 @@ def run_global(model, st, active, counters) -> None:
     st.glob, st.patch_hi = total, max(st.patch_hi, top)
 
 
+def block_key_mask(st, cols, pos, end, block_end, window):
+    """key_mask, plus: queries at cols >= end (a BLT-D block) also see the whole block [end, block_end)."""
+    mask = key_mask(st, pos, end, window)  # (B, 1, Q, hi)
+    if block_end is None:
+        return mask
+    kcols = torch.arange(view(st), device=cols.device)
+    in_block = (kcols >= end[:, None]) & (kcols < block_end[:, None])  # (B, hi)
+    q_block = (cols >= end[:, None])[:, None, :, None]
+    return torch.where(q_block, mask | in_block[:, None, None, :], mask)
+
+
+def block_states(model, st, block, cols, pos):
+    """Decoder inputs of a BLT-D block (B, Bs, Hd): byte embeddings, or with diffusion_block_input
+    "encoder" byte + hash n-gram embeddings through the encoder layers over the committed prefix and
+    the block (its encoder KV lands past `length`, overwritten when the block is committed)."""
+    inner, c = model.model, model.config
+    if c.diffusion_block_input != "encoder":
+        return inner.local_encoder.embed_tokens(block)
+    w = max(c.encoder_hash_byte_group_size) - 1
+    before_cols = st.length[:, None] - w + torch.arange(w, device=block.device)
+    before = torch.where(before_cols >= 0, st.ids.gather(1, before_cols.clamp(min=0)), 0)
+    mask = block_key_mask(st, cols, pos, st.length, st.length + block.shape[1], c.local_attention_window_len)
+    st.encoder.cols, st.encoder.hi = cols, view(st)
+    return inner.local_encoder(inner.embed_blocks(before, block), pos, mask, st.encoder)
+
+
 def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None):
     """Local decoder on queries h (B, Q, Hd) at `cols`, each reading its `latent` (B, Q) patch.
 
@@ -314,13 +340,8 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
     block [end, block_end) bidirectionally, nothing else (masks.block_diffusion_mask in training).
     """
     inner, k, hi = model.model, model.config.cross_attn_k, view(st)
-    window = model.config.local_attention_window_len
-    mask = key_mask(st, pos, end, window) if mask is None else mask  # (B, 1, Q, hi)
-    if block_end is not None:
-        kcols = torch.arange(hi, device=h.device)
-        in_block = (kcols >= end[:, None]) & (kcols < block_end[:, None])  # (B, hi)
-        q_block = (cols >= end[:, None])[:, None, :, None]
-        mask = torch.where(q_block, mask | in_block[:, None, None, :], mask)
+    if mask is None:
+        mask = block_key_mask(st, cols, pos, end, block_end, model.config.local_attention_window_len)
     Q = h.shape[1]
     if Q <= 16:  # gather each query's own k latent slots: O(Q*k) keys
         slots = st.lat.gather(1, latent[..., None, None].expand(-1, -1, k, st.lat.shape[-1])).flatten(1, 2)
@@ -427,7 +448,7 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
     blat = (complete_patches(st) - 1).clamp(min=0)[:, None].expand(-1, Bs)
     ccols = st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)
     while True:
-        h = inner.local_encoder.embed_tokens(block)
+        h = block_states(model, st, block, bcols, bpos)
         cols, pos, lat = bcols, bpos, blat
         if q_clean:
             h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)

@@ -450,6 +450,13 @@ class FastBltModel(FastBltPreTrainedModel):
                                   c.encoder_hash_byte_group_nb_functions, c.encoder_hash_byte_group_vocab, doc_ids)
         return self.local_encoder.embed_tokens(input_ids) + self.encoder_hash_tok_embedding(hash_ids).sum(-2)
 
+    def embed_blocks(self, before, blocks):
+        """Hash-n-gram embeddings of BLT-D blocks: before (..., w) the w = max n - 1 clean ids preceding
+        each block (PAD where outside its document), blocks (..., Bs) -> (..., Bs, He)."""
+        w, Bs = before.shape[-1], blocks.shape[-1]
+        ids = torch.cat([before, blocks], -1)
+        return self.embed(ids.reshape(-1, w + Bs))[:, w:].reshape(*blocks.shape, -1)
+
     @torch.no_grad()
     def patch(self, input_ids, valid, position_ids, doc_ids=None) -> Patching:
         c = self.config
@@ -577,8 +584,15 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         blocks = diffusion_objective.cut_blocks(input_ids, labels, ctx, block_size, self.config.mask_token_id)
         noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id, t)
         s = diffusion_objective.stream(ctx, blocks)
-        h = torch.cat([ctx.h_bytes, inner.local_encoder.embed_tokens(noisy).flatten(1, 2)], 1)
         mask = masks.BlockDiffusionMask.from_stream(s, N, *noisy.shape[1:], inner.window(N + block_size))
+        if self.config.diffusion_block_input == "encoder":  # blocks through the encoder, under the block mask
+            w = max(self.config.encoder_hash_byte_group_size) - 1
+            block_embeds = inner.embed_blocks(diffusion_objective.ids_before(input_ids, ctx, blocks, w), noisy)
+            embeds = torch.cat([inner.embed(input_ids, ctx.doc_ids), block_embeds.flatten(1, 2)], 1)
+            h_blocks = inner.local_encoder(embeds, s["pos"], mask)[:, N:]  # (the clean part equals ctx.h_bytes)
+        else:
+            h_blocks = inner.local_encoder.embed_tokens(noisy).flatten(1, 2)  # (B, nb*Bs, Hd)
+        h = torch.cat([ctx.h_bytes, h_blocks], 1)
         hidden = inner.decode(h, s["pos"], mask, ctx.global_states, s["latent"])
         logits = self.lm_head(hidden[:, :N]).float()
         block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)

@@ -46,6 +46,9 @@ class ModelArguments:
         "help": f"B of BLT-D (0 = plain next-byte BLT); None = keep the checkpoint's, {DEFAULT_BLOCK_SIZE} from scratch"})
     diffusion_loss_weight: float | None = field(default=None, metadata={
         "help": "weight of L_mask against L_clean; None = keep the checkpoint's, 1.0 from scratch"})
+    diffusion_block_input: str | None = field(default=None, metadata={
+        "help": "BLT-D block inputs: 'bytes' (byte embeddings) or 'encoder' (hash n-grams + encoder layers); "
+                "None = keep the checkpoint's, 'bytes' from scratch"})
     entropy_model_path: str | None = field(default=None, metadata={"help": "a trained FastBltEntropyModel directory "
                                                                            "to use instead of training one"})
     local_hidden_size: int = field(default=256, metadata={"help": "encoder/decoder width"})
@@ -99,6 +102,7 @@ def blt_config_from_args(m: ModelArguments, seq_len: int) -> FastBltConfig:
     return FastBltConfig(
         diffusion_block_size=DEFAULT_BLOCK_SIZE if m.diffusion_block_size is None else m.diffusion_block_size,
         diffusion_loss_weight=1.0 if m.diffusion_loss_weight is None else m.diffusion_loss_weight,
+        diffusion_block_input=m.diffusion_block_input or "bytes",
         encoder_hash_byte_group_vocab=m.hash_vocab,
         max_patch_length=m.max_patch_length, max_position_embeddings=max(seq_len, 1024),
         patcher_config=patcher_config_from_args(m).to_dict(),
@@ -190,6 +194,8 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
             model.generation_config = default_generation_config(model.config)  # decode with the trained B
         if m.diffusion_loss_weight is not None:
             model.config.diffusion_loss_weight = m.diffusion_loss_weight
+        if m.diffusion_block_input is not None:
+            model.config.diffusion_block_input = m.diffusion_block_input
     else:
         torch.manual_seed(args.seed)  # same initial weights on every rank and on every resume
         model = FastBltForCausalLM(blt_config_from_args(m, seq_len))
