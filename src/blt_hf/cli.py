@@ -58,7 +58,8 @@ def _line_completion(model, args) -> dict:
 
 # generate flags passed to model.generate only when given: the rest come from the model's generation_config.
 _GENERATE_KNOBS = ("decoding", "max_new_tokens", "block_size", "unmasking", "confidence_threshold",
-                   "entropy_bound", "draft_length", "do_sample", "temperature", "top_p")
+                   "entropy_bound", "draft_length", "do_sample", "temperature", "top_p", "unmasking_fallback",
+                   "first_byte_from_ar", "repatch_blocks")
 
 
 def _load_for_generation(path):
@@ -138,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--entropy-bound", dest="entropy_bound", type=float, default=None,
                      help="entropy-bound rule's gamma in nats (paper: 0.8 / 1.0)")
     gen.add_argument("--draft-length", dest="draft_length", type=int, default=None, help="BLT-S drafted bytes k")
+    gen.add_argument("--unmasking-fallback", dest="unmasking_fallback", choices=["most_confident", "leftmost"],
+                     default=None, help="confidence rule: which byte to fill when none passes the threshold")
+    gen.add_argument("--first-byte-from-ar", dest="first_byte_from_ar", action=argparse.BooleanOptionalAction,
+                     default=None, help="BLT-D: take each block's first byte from the next-byte head")
+    gen.add_argument("--repatch-blocks", dest="repatch_blocks", action=argparse.BooleanOptionalAction,
+                     default=None, help="BLT-D: re-decide the forced patch boundary at each block start after "
+                                        "commit (the paper's Algorithm 1)")
     gen.add_argument("--do-sample", dest="do_sample", action="store_true", default=None,
                      help="sample (with --temperature / --top-p) instead of greedy")
     gen.add_argument("--temperature", type=float, default=None)
