@@ -4,6 +4,7 @@ References recompute the whole model for every byte (AR) or every denoising pass
 no cache; BLT-S and BLT-DV must equal greedy AR byte for byte.
 """
 
+import numpy as np
 import pytest
 import torch
 from conftest import hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
@@ -290,12 +291,15 @@ def test_sampling_is_seeded_and_valid(model):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(decoding="beam"), "decoding must be one of"),
-    (dict(block_size=0), "block_size must be >= 1"),
+    (dict(block_size=0), "block_size must be between 1 and the model's position range"),
+    (dict(block_size=10**8), r"block_size must be between 1 and the model's position range \(8192"),
+    (dict(draft_length=10**8), "draft_length must be between 1"),
+    (dict(unmasking_fallback="random"), "unmasking_fallback must be one of"),
     (dict(confidence_threshold=0.0), r"confidence_threshold must be in \(0, 1\]"),
     (dict(confidence_threshold=1.5), r"confidence_threshold must be in \(0, 1\]"),
     (dict(entropy_bound=-1.0), "entropy_bound must be > 0"),
     (dict(unmasking="random"), "unmasking must be one of"),
-    (dict(draft_length=0), "draft_length must be >= 1"),
+    (dict(draft_length=0), "draft_length must be between 1"),
     (dict(max_new_tokens=10**6), "longer than the model allows"),
 ])
 def test_invalid_options_raise(model, kwargs, message):
@@ -308,6 +312,59 @@ def test_invalid_inputs_raise(model):
         model.generate(torch.tensor([[1, 300]]))
     with pytest.raises(ValueError, match="left padding"):
         model.generate(torch.tensor([[1, 5, 0]]), attention_mask=torch.tensor([[1, 1, 0]]))
+
+
+BAD_INPUTS = [  # (input_ids, attention_mask, message)
+    (torch.tensor([[1.0, 5.0]]), None, r"input_ids must hold integer byte ids, got a torch.float32 tensor of shape \(1, 2\)"),
+    (torch.tensor([[True, False]]), None, "input_ids must hold integer byte ids, got a torch.bool"),
+    ([[1, 5, 6]], None, "input_ids must be a torch.Tensor .* got a list"),
+    (np.array([[1, 5, 6]]), None, "input_ids must be a torch.Tensor .* got a ndarray"),
+    (torch.zeros(1, 0, dtype=torch.long), None, r"at least one byte, got a torch.int64 tensor of shape \(1, 0\)"),
+    (torch.tensor([1, 5, 6]), None, r"shape \(batch, length\)"),
+    (torch.tensor([[1, 5, 6]]), torch.ones(1, 2, dtype=torch.long), r"attention_mask has shape \(1, 2\) but input_ids"),
+    (torch.tensor([[1, 5, 6]]), torch.ones(2, 3, dtype=torch.long), r"attention_mask has shape \(2, 3\)"),
+    (torch.tensor([[1, 5, 6]]), torch.ones(1, 8, dtype=torch.long), r"attention_mask has shape \(1, 8\)"),
+    (torch.tensor([[1, 5, 6]]), torch.zeros(1, 3, dtype=torch.long), "attention_mask row 0 is all zeros"),
+    (torch.tensor([[1, 5, 6]]), torch.full((1, 3), 2), "attention_mask must hold 0"),
+    (torch.tensor([[1, 5, 6]]), [[1, 1, 1]], "attention_mask must be a torch.Tensor"),
+]
+
+
+@pytest.mark.parametrize("ids,mask,message", BAD_INPUTS)
+@pytest.mark.parametrize("entry", ["generate", "forward"])
+def test_bad_inputs_get_a_named_value_error(model, ids, mask, message, entry):
+    with pytest.raises(ValueError, match=message):
+        model.generate(ids, attention_mask=mask, max_new_tokens=2) if entry == "generate" else model(ids, mask)
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion", "diffusion_verify"])
+def test_int32_inputs_work_as_int64(model, decoding):
+    ids = random_ids(2, 9, seed=3)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    out64 = greedy(model, ids, 8, attention_mask=mask, **fast(decoding))
+    out32 = greedy(model, ids.int(), 8, attention_mask=mask.int(), **fast(decoding))
+    torch.testing.assert_close(out32.long(), out64, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids.int(), labels=ids.int(), diffusion_t=0.5).loss_clean,
+                                   model(ids, labels=ids, diffusion_t=0.5).loss_clean)
+
+
+def test_work_is_bounded_by_the_bytes_asked_for(model):
+    ids = random_ids(1, 9, seed=4)
+    ar = greedy(model, ids, 16)
+    spec = greedy(model, ids, 16, decoding="self_speculation", draft_length=2000, return_dict_in_generate=True)
+    torch.testing.assert_close(spec.sequences, ar, rtol=0, atol=0)
+    # drafts never run past the bytes still needed: at most 15 + 14 + ... drafted bytes (random weights
+    # reject almost every draft), exactly what draft_length = 16 costs
+    assert spec.drafted_bytes.item() <= 15 * 16 // 2
+    short = greedy(model, ids, 16, decoding="self_speculation", draft_length=16, return_dict_in_generate=True)
+    assert spec.decoder_calls.item() == short.decoder_calls.item()
+    dv = greedy(model, ids, 16, decoding="diffusion_verify", block_size=1000, unmasking="one_step",
+                return_dict_in_generate=True)
+    torch.testing.assert_close(dv.sequences, ar, rtol=0, atol=0)
+    assert dv.drafted_bytes.item() <= 15 * 16 // 2
+    assert greedy(model, ids, 16, decoding="diffusion", block_size=4000).shape == (1, 25)
 
 
 def test_generation_config_defaults_and_overrides(model):

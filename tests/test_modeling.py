@@ -5,7 +5,7 @@ import torch
 from conftest import hf_pair, random_ids, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
-from blt_hf.modeling_fast_blt import check_inputs
+from blt_hf.inputs import byte_ids
 
 PARITY_CASES = {
     "k2_hash345_enc_last": dict(),
@@ -27,7 +27,8 @@ def test_logits_match_transformers_blt(tmp_path, case):
         got = ours(ids).logits
     lengths = patch_lengths[patch_lengths > 0]
     assert len(lengths) > 4 and lengths.max() > 1, "patching must produce several multi-byte patches"
-    assert ours.model.patch(ids, *check_inputs(ours.config, ids, None)).num_patches == len(lengths)
+    ids, valid = byte_ids(ours.config, ids)
+    assert ours.model.patch(ids, valid, (valid.long().cumsum(-1) - 1)).num_patches == len(lengths)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 

@@ -18,6 +18,7 @@ from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
 from . import masks, sampling
+from .inputs import byte_ids
 from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
                              set_tail, tail)
 
@@ -125,6 +126,10 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
         num_return_sequences=int(get("num_return_sequences", 1)),
     )
     validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
+    # Work is bounded by the bytes asked for: a block or draft longer than max_new_tokens can only add
+    # positions that are never committed (buffers are sized from these).
+    opts.block_size = min(opts.block_size, max(opts.max_new_tokens, 1))
+    opts.draft_length = min(opts.draft_length, max(opts.max_new_tokens, 1))
     return opts
 
 
@@ -135,10 +140,11 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     if o.decoding in ("diffusion", "diffusion_verify") and not (trained or force_diffusion):
         raise ValueError(f"decoding={o.decoding!r} needs a model trained with the BLT-D objective "
                          "(config.diffusion_block_size > 0); pass force_diffusion=True to run it anyway")
-    if o.block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {o.block_size}")
-    if o.draft_length < 1:
-        raise ValueError(f"draft_length must be >= 1, got {o.draft_length}")
+    limit = model.config.encoder_config.max_position_embeddings
+    for name in ("block_size", "draft_length"):
+        if not 1 <= getattr(o, name) <= limit:
+            raise ValueError(f"{name} must be between 1 and the model's position range ({limit}, "
+                             f"encoder_config.max_position_embeddings), got {getattr(o, name)}")
     if o.unmasking not in UNMASKING:
         raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
     if o.unmasking_fallback not in sampling.FALLBACKS:
@@ -154,25 +160,9 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     if o.max_new_tokens < 0 or o.num_return_sequences < 1:
         raise ValueError(f"max_new_tokens must be >= 0 and num_return_sequences >= 1, got {o.max_new_tokens} "
                          f"and {o.num_return_sequences}")
-    limit = model.config.encoder_config.max_position_embeddings
     if prompt_len + o.max_new_tokens > limit:
         raise ValueError(f"prompt ({prompt_len} bytes) + max_new_tokens ({o.max_new_tokens}) is longer than the "
                          f"model allows (encoder_config.max_position_embeddings = {limit})")
-
-
-def check_prompt(config, input_ids, attention_mask):
-    """-> valid (B, N) bool. Ids in the vocabulary, left padding only, >= 1 real byte per row."""
-    if input_ids is None or input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ValueError("input_ids must be a (batch, length) tensor of byte ids with at least one byte (BOS)")
-    bad = (input_ids < 0) | (input_ids >= config.vocab_size)
-    if bad.any():
-        raise ValueError(f"input_ids contains id {input_ids[bad][0].item()}, outside the vocabulary "
-                         f"[0, {config.vocab_size})")
-    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-    if not valid[:, -1].all() or (valid.long().diff(dim=1) < 0).any():
-        raise ValueError("generate() needs left padding (attention_mask 0...0 1...1 per row); "
-                         "set tokenizer.padding_side = 'left'")
-    return valid
 
 
 # ----------------------------------------------------------------------------- the cached components
@@ -489,22 +479,28 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
     """BLT-S (decoder drafts) or BLT-DV (diffusion drafts), both verified by the causal pass."""
     tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])[:, 0]
     while tr.running():
-        if diffusion:
-            chunk = (diffusion_draft(model, st, o, tok, counters, tr.active, tr.put_draft) if o.block_size > 1
-                     else tok[:, None])
+        # A cycle commits at most (drafted bytes + 1): draft no more than the bytes still needed.
+        needed = int((tr.end - tr.n).max())
+        k = min(o.block_size - 1 if diffusion else o.draft_length, needed - 1)
+        if k < 1:
+            chunk = tok[:, None]
+        elif diffusion:
+            chunk = diffusion_draft(model, st, o, tok, counters, tr.active, tr.put_draft, size=k + 1)
         else:
-            chunk = torch.cat([tok[:, None], draft_decoder(model, st, tok, o.draft_length, counters, tr.active)], 1)
+            chunk = torch.cat([tok[:, None], draft_decoder(model, st, tok, k, counters, tr.active)], 1)
         out, count, tok = verify(model, st, o, chunk, counters, tr.active)
         tr.commit(out, count)
 
 
-def diffusion_draft(model, st, o, tok, counters, active, on_pass=None):
-    """BLT-DV draft: a block that starts at the pending byte (known, so unmasked) -> (B, block_size)."""
+def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None):
+    """BLT-DV draft: a block of `size` (default block_size) that starts at the pending byte (known, so
+    unmasked) -> (B, size)."""
+    size = size or o.block_size
     saved = force_boundary(st)
     run_global(model, st, active, counters)
-    block = torch.full((len(tok), o.block_size), model.config.mask_token_id, device=tok.device)
+    block = torch.full((len(tok), size), model.config.mask_token_id, device=tok.device)
     block[:, 0] = tok
-    masked = torch.arange(o.block_size, device=tok.device).expand_as(block) > 0
+    masked = torch.arange(size, device=tok.device).expand_as(block) > 0
     block = denoise(model, st, o, block, masked, 0, counters, active, on_pass)
     restore_boundary(st, saved)  # verification uses the model's own (entropy) patches
     return block
@@ -603,8 +599,8 @@ class Tracker:
 def generate(model, input_ids=None, attention_mask=None, generation_config=None, streamer=None, **kwargs):
     """FastBltForCausalLM.generate: every kwarg pipeline("text-generation") passes is accepted."""
     input_ids = kwargs.pop("inputs", None) if input_ids is None else input_ids
-    o = resolve_options(model, input_ids.shape[-1] if input_ids is not None else 0, generation_config, kwargs)
-    valid = check_prompt(model.config, input_ids, attention_mask)
+    input_ids, valid = byte_ids(model.config, input_ids, attention_mask, left_padded=True)
+    o = resolve_options(model, input_ids.shape[-1], generation_config, kwargs)
     if o.num_return_sequences > 1:
         input_ids = input_ids.repeat_interleave(o.num_return_sequences, 0)
         valid = valid.repeat_interleave(o.num_return_sequences, 0)

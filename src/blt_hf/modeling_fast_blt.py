@@ -23,6 +23,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from . import diffusion_objective, masks
 from .configuration_fast_blt import FastBltConfig
+from .inputs import byte_ids
 from .generation_fast_blt import default_generation_config, generate
 
 # ----------------------------------------------------------------------------- primitives
@@ -483,7 +484,7 @@ class FastBltModel(FastBltPreTrainedModel):
 
     def contextualize(self, input_ids, attention_mask=None) -> Context:
         """Patch, encode and run the global transformer over clean bytes (BLT and BLT-D alike)."""
-        valid, _ = check_inputs(self.config, input_ids, attention_mask)
+        input_ids, valid = byte_ids(self.config, input_ids, attention_mask)
         doc_ids = document_ids(input_ids, valid, self.config.bos_token_id)
         position_ids = positions_in_document(doc_ids, valid)
         patching = self.patch(input_ids, valid, position_ids, doc_ids)
@@ -524,22 +525,6 @@ class FastBltModel(FastBltPreTrainedModel):
         return self.local_decoder(h, position_ids, mask, slots, cross)
 
 
-def check_inputs(config, input_ids, attention_mask):
-    """Validate ids and length; return (valid (B, N) bool, position ids (B, N) for one document per row)."""
-    if input_ids is None or input_ids.dim() != 2:
-        raise ValueError("input_ids must be a (batch, length) tensor of byte ids; inputs_embeds is not supported "
-                         "because the hash n-gram embeddings need the ids")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
-        bad = input_ids[(input_ids < 0) | (input_ids >= config.vocab_size)][0].item()
-        raise ValueError(f"input_ids contains id {bad}, outside the vocabulary [0, {config.vocab_size})")
-    max_len = config.encoder_config.max_position_embeddings
-    if input_ids.shape[1] > max_len:
-        raise ValueError(f"input of {input_ids.shape[1]} bytes is longer than the model allows "
-                         f"(encoder_config.max_position_embeddings = {max_len})")
-    valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-    return valid, (valid.long().cumsum(-1) - 1).clamp(min=0)
-
-
 @dataclass
 class FastBltCausalLMOutput(ModelOutput):
     """`loss` = `loss_clean` (+ `loss_mask` for a BLT-D model); `logits` (B, N, V) next-byte logits.
@@ -568,7 +553,10 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         aware), plus the BLT-D masked-block loss when `config.diffusion_block_size` > 0 (noise level
         t ~ U(0, 1) per sequence, or `diffusion_t` for evaluation at a fixed level)."""
         inner = self.model
-        ctx = inner.contextualize(input_ids, attention_mask)
+        input_ids, valid = byte_ids(self.config, input_ids, attention_mask)
+        if labels is not None:
+            labels = labels.long()
+        ctx = inner.contextualize(input_ids, valid)
         block_size = self.config.diffusion_block_size
         if labels is None or block_size == 0:
             hidden = inner.decode(ctx.h_bytes, ctx.position_ids, inner.byte_mask(ctx), ctx.global_states,
