@@ -34,6 +34,13 @@ INVALID = [
     (dict(global_config=dict(hidden_act="gelu")), "hidden_act must be 'silu'"),
     (dict(encoder_config=dict(hidden_size=64)), r"decoder_config.hidden_size \(256\) must equal"),
     (dict(patcher_config=dict(vocab_size=256)), r"patcher_config.vocab_size \(256\) must equal"),
+    (dict(global_config=dict(num_attention_heads=0)), "fast_blt_global_transformer.num_attention_heads must be a pos"),
+    (dict(global_config=dict(num_key_value_heads=0)), "fast_blt_global_transformer.num_key_value_heads must be a po"),
+    (dict(decoder_config=dict(intermediate_size=0)), "fast_blt_local_decoder.intermediate_size must be a positive"),
+    (dict(encoder_hash_byte_group_size=[]), "encoder_hash_byte_group_size must be a non-empty list"),
+    (dict(global_config=dict(rope_parameters=dict(rope_theta=0.0))), r"rope_theta'\] must be > 0, got 0.0"),
+    (dict(encoder_config=dict(rope_parameters=dict(rope_theta=-5.0))), r"rope_theta'\] must be > 0, got -5.0"),
+    (dict(diffusion_block_input="hash"), "diffusion_block_input must be one of"),
 ]
 
 
@@ -57,3 +64,42 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.global_config.encoder_cross_output_size == 256 * 4
     assert loaded.decoder_config.hidden_size_global == 512
     assert loaded.patcher_config.rope_parameters["rope_theta"] == 10000.0
+
+
+def test_sub_config_edited_after_construction_fails_validate():
+    config = FastBltConfig()
+    config.encoder_config.num_attention_heads = 3
+    with pytest.raises(StrictDataclassError, match=r"must be divisible by fast_blt_local_encoder.num_attention_heads"):
+        config.validate()
+    config.encoder_config.num_attention_heads = 8
+    config.validate()
+    assert config.encoder_config.head_dim == 32  # derived on read: never stale
+
+
+@pytest.mark.parametrize("field", ["patching_threshold", "max_patch_length", "encoder_hash_byte_group_vocab"])
+def test_loading_a_config_without_a_trained_field_names_it(tmp_path, field):
+    import json
+
+    FastBltConfig(max_patch_length=8).save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    del data[field]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"the saved config lacks {field}"):
+        FastBltConfig.from_pretrained(tmp_path)
+    assert FastBltConfig().patching_threshold is not None  # building in code keeps the defaults
+
+
+def test_corrupt_weights_fail_loudly_on_load(tmp_path):
+    from conftest import save_tiny_blt_d
+
+    from blt_hf import FastBltForCausalLM
+
+    path = save_tiny_blt_d(tmp_path / "m", block_size=4)
+    FastBltForCausalLM.from_pretrained(path)  # whole file: loads
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 4096] = b"\xff" * 4096  # NaN bit patterns over some weights
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="non-finite logits on a probe input"):
+        FastBltForCausalLM.from_pretrained(path)

@@ -12,6 +12,12 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 BLOCK_INPUTS = ("bytes", "encoder")
+# Fields a trained checkpoint cannot do without: a default would load without a word and give
+# different logits (patching, hashing) or build a table of another size. Required in a saved
+# config (from_dict / from_pretrained); a config built in code keeps its defaults.
+REQUIRED_WHEN_LOADING = ("patching_threshold", "max_patch_length", "cross_attn_k", "encoder_hash_byte_group_size",
+                         "encoder_hash_byte_group_vocab", "encoder_hash_byte_group_nb_functions", "encoder_config",
+                         "decoder_config", "global_config")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -40,12 +46,19 @@ class FastBltStackConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
-        self.num_key_value_heads = self.num_key_value_heads or self.num_attention_heads
-        self.intermediate_size = self.intermediate_size or int(8 * self.hidden_size / 3)
+        # None means "derive it"; any other value (0 included) is the user's and gets validated.
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.intermediate_size is None:
+            self.intermediate_size = int(8 * self.hidden_size / 3)
         self.rope_parameters = {"rope_type": "default", "rope_theta": self.default_theta, **(self.rope_parameters or {})}
-        kwargs.pop("head_dim", None)  # derived; older files store it
+        kwargs.pop("head_dim", None)  # derived (a property); older files store it
         super().__post_init__(**kwargs)
-        self.head_dim = self.hidden_size // self.num_attention_heads
+
+    @property
+    def head_dim(self) -> int:
+        """Derived on every read, so a width or head count edited after construction cannot leave it stale."""
+        return self.hidden_size // self.num_attention_heads if self.num_attention_heads else 0
 
     def validate_rope(self):
         # Runs before transformers' own RoPE check so that a bad width is reported by its field name.
@@ -63,6 +76,9 @@ class FastBltStackConfig(PreTrainedConfig):
         _require((self.hidden_size // self.num_attention_heads) % 2 == 0,
                  f"{name}: head dim hidden_size/num_attention_heads must be even for RoPE")
         _require(self.rms_norm_eps > 0, f"{name}.rms_norm_eps must be > 0, got {self.rms_norm_eps}")
+        theta = self.rope_parameters.get("rope_theta")
+        _require(isinstance(theta, (int, float)) and theta > 0,
+                 f"{name}.rope_parameters['rope_theta'] must be > 0, got {theta}")
         _require(0 <= (self.dropout or 0) < 1, f"{name}.dropout must be in [0, 1), got {self.dropout}")
         _require(self.rope_parameters.get("rope_type") == "default",
                  f"{name}.rope_parameters: only rope_type 'default' is supported, got {self.rope_parameters}")
@@ -163,7 +179,9 @@ class FastBltConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         kwargs.pop("patching_batch_size", None)  # BltConfig field that no code path reads
         super().__post_init__(**kwargs)
-        self.encoder_hash_byte_group_size = list(self.encoder_hash_byte_group_size or [3, 4, 5, 6, 7, 8])
+        if self.encoder_hash_byte_group_size is None:
+            self.encoder_hash_byte_group_size = [3, 4, 5, 6, 7, 8]
+        self.encoder_hash_byte_group_size = list(self.encoder_hash_byte_group_size)
         # Derived fields: one source of truth for sizes that two components must agree on.
         self.encoder_config.sliding_window = self.local_attention_window_len
         self.encoder_config.cross_attn_k = self.decoder_config.cross_attn_k = self.cross_attn_k
@@ -174,11 +192,23 @@ class FastBltConfig(PreTrainedConfig):
             cross_out if cross_out != self.global_config.hidden_size else None
         )
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        missing = [f for f in REQUIRED_WHEN_LOADING if f not in config_dict]
+        if config_dict.get("patching_mode", "entropy") == "entropy" and "patcher_config" not in config_dict:
+            missing.append("patcher_config")
+        if missing:
+            raise ValueError(f"the saved config lacks {', '.join(missing)}: a trained checkpoint cannot be loaded "
+                             "without them (defaults would change the patches, the hash tables or the sizes)")
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def entropy_patching(self) -> bool:
         return bool(self.patch_in_forward) and self.patching_mode == "entropy"
 
     def validate_fast_blt(self):
+        for sub in ("patcher_config", "encoder_config", "decoder_config", "global_config"):
+            getattr(self, sub).validate()  # sub-configs edited after construction are checked again here
         _require(self.vocab_size >= 5, f"vocab_size must be >= 5 (4 special ids + bytes), got {self.vocab_size}")
         for field in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
             value = getattr(self, field)

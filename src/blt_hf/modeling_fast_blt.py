@@ -24,6 +24,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from . import diffusion_objective, masks
 from .configuration_fast_blt import FastBltConfig
 from .inputs import byte_ids
+from .tokenization_fast_blt import BYTE_OFFSET
 from .generation_fast_blt import default_generation_config, generate
 
 # ----------------------------------------------------------------------------- primitives
@@ -612,4 +613,24 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
 
             blt = json.loads((Path(pretrained_model_name_or_path) / "config.json").read_text())
             kwargs["config"] = fast_blt_config_from_blt(blt)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        probe_finite(model, pretrained_model_name_or_path)
+        return model
+
+
+@torch.no_grad()
+def probe_finite(model, source) -> None:
+    """Fail at load time, naming the tensors, if the weights give non-finite logits (a corrupt file)."""
+    params = dict(model.named_parameters())
+    if any(p.device.type == "meta" for p in params.values()):
+        return
+    device = next(iter(params.values())).device
+    probe = torch.tensor([[model.config.bos_token_id] + [b + BYTE_OFFSET for b in b"def f(x):\n    return x\n"]],
+                         device=device)
+    was_training = model.training
+    logits = model.eval()(input_ids=probe).logits
+    model.train(was_training)
+    if not torch.isfinite(logits).all():
+        bad = [n for n, p in params.items() if not torch.isfinite(p).all()]
+        raise ValueError(f"{source}: the weights give non-finite logits on a probe input, so the checkpoint is corrupt "
+                         f"(non-finite values in {bad[:5] or 'no single tensor: check the values'})")
