@@ -77,8 +77,58 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_bad_option_is_a_clear_error(model_dir):
-    with pytest.raises(SystemExit, match="block_size must be >= 1"):
+    with pytest.raises(SystemExit, match="block_size must be between 1"):
         cli.main(["generate", "hello", "--model", model_dir, "--block-size", "0"])
+
+
+def test_non_utf8_prompt_is_generated_from_its_exact_bytes(capsys, model_dir):
+    import os
+
+    prompt = os.fsdecode(b"caf\xe9 = 1\n")  # how Python hands a Latin-1 argv to the program
+    assert cli.main(["generate", prompt, "--model", model_dir, "--max-new-tokens", "4"]) == 0
+    assert "bytes in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("threads", ["-1", "0", "two"])
+def test_bad_thread_count_is_one_line(capsys, model_dir, threads):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["generate", "x", "--model", model_dir, "--threads", threads])
+    assert exit_info.value.code == 2 and "must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_and_closed_pipe_end_quietly(capsys, model_dir, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FastBltForCausalLM, "generate", interrupt)
+    assert cli.main(["generate", "x", "--model", model_dir, "--stream"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(FastBltForCausalLM, "generate", closed)
+    assert cli.main(["generate", "x", "--model", model_dir]) == 141
+
+
+def test_missing_and_broken_models_are_one_line(tmp_path, model_dir, capsys):
+    import shutil
+
+    for command in (["eval", str(tmp_path / "nothing")], ["convert", str(tmp_path / "nothing"), str(tmp_path / "o")]):
+        with pytest.raises(SystemExit, match="no model at"):
+            cli.main(command)
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(SystemExit, match="cannot load the model at"):
+        cli.main(["generate", "x", "--model", str(broken)])
+
+
+@pytest.mark.parametrize("rates", ["2.0,-1", "0", "a,b"])
+def test_eval_mask_rates_out_of_range(model_dir, rates):
+    with pytest.raises(SystemExit, match="mask_rates"):
+        cli.main(["eval", model_dir, "--mask_rates", rates])
 
 
 class DraftRecorder:
@@ -106,8 +156,9 @@ def test_put_draft_sees_every_pass(model_dir, decoding):
                          return_dict_in_generate=True)
     plain = model.generate(ids, max_new_tokens=16, decoding=decoding, unmasking="confidence")
     assert torch.equal(out.sequences, plain)  # watching changes nothing
-    # BLT-DV's decoder calls also hold the prompt's pass and one verification per 7-byte draft.
-    others = 1 + int(out.drafted_bytes[0]) // 7 if decoding == "diffusion_verify" else 0
+    # BLT-DV's decoder calls also hold the prompt's pass and one verification per cycle; every cycle
+    # commits (puts) once, after the prompt and the first byte.
+    others = 1 + len(rec.committed) - 2 if decoding == "diffusion_verify" else 0
     assert len(rec.drafts) == int(out.decoder_calls[0]) - others
     for value, masked, unmasked in rec.drafts:
         assert ((value == 3) | ~masked).all() and not (masked & unmasked).any()  # still-masked positions hold MASK

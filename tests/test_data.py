@@ -1,6 +1,7 @@
 """Offline corpus: split by file, packing with BOS/EOS, determinism."""
 
 import numpy as np
+import pytest
 
 from blt_hf.data import (Document, build_corpus, pack_documents, split_documents, stdlib_documents, text_documents)
 from blt_hf.tokenization_fast_blt import BOS_ID, BYTE_OFFSET, EOS_ID
@@ -59,3 +60,28 @@ def test_stdlib_default_corpus_has_sources_and_docs():
     assert "os.py" in names and not any("/test/" in f"/{n}" or "site-packages" in n for n in names)
     assert any(n.startswith("pydoc_data/topics.py#") for n in names)
     assert len(stdlib_documents(max_files=3)) == 3
+
+
+def test_undecodable_files_are_skipped_and_reported(tmp_path, caplog):
+    import logging
+
+    from blt_hf.data import text_documents
+
+    (tmp_path / "good.txt").write_text("hello\n")
+    (tmp_path / "noise.txt").write_bytes(bytes(range(128, 256)) * 4)
+    with caplog.at_level(logging.WARNING, logger="blt_hf.data"):
+        docs = text_documents(tmp_path)
+    assert [d.name for d in docs] == ["good.txt"]
+    assert "skipped 1 file(s)" in caplog.text and "noise.txt" in caplog.text
+
+
+@pytest.mark.parametrize("flag,value,message", [("--validation_fraction", "1.0", "validation_fraction must be in"),
+                                                 ("--seq_len", "1", "seq_len must be >= 2"),
+                                                 ("--data_dir", "/nonexistent/dir", "is not a directory")])
+def test_training_arguments_are_checked_before_any_work(tmp_path, capsys, flag, value, message):
+    from blt_hf import cli
+
+    code = cli.main(["train", "--output_dir", str(tmp_path / "run"), "--max_steps", "1", "--use_cpu", "true",
+                     "--report_to", "none", flag, value])
+    assert code == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "entropy_model").exists()

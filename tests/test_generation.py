@@ -276,6 +276,10 @@ def test_streamer_gets_prompt_then_committed_chunks(model):
         out = greedy(model, ids, 12, decoding=decoding, streamer=rec)
         assert rec.chunks[0] == ids.tolist() and rec.ended
         assert sum(rec.chunks[1:], []) == out[0, 6:].tolist()
+    with pytest.raises(ValueError, match=r"streamer= streams one sequence; got 2 prompt row\(s\)"):
+        greedy(model, random_ids(2, 6), 4, streamer=Recorder())
+    with pytest.raises(ValueError, match="num_return_sequences=2"):
+        model.generate(ids, max_new_tokens=4, do_sample=True, num_return_sequences=2, streamer=Recorder())
 
 
 def test_sampling_is_seeded_and_valid(model):

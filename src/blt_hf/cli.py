@@ -1,13 +1,20 @@
-"""`blt-hf`: a thin command line over the package (generate, convert, train, eval)."""
+"""`blt-hf`: a thin command line over the package (generate, convert, train, eval).
+
+Ordinary mistakes (a missing or broken model directory, a bad value, Ctrl-C, a closed pipe) end
+with one line on stderr and a non-zero exit code (130 for Ctrl-C), never a traceback.
+"""
 
 import argparse
 import json
+import os
 import sys
 
 
 def _convert(args, rest):
     from .convert import convert_checkpoint
 
+    if not os.path.isfile(os.path.join(args.src, "config.json")):
+        raise SystemExit(f"blt-hf convert: no model at {args.src} (no config.json there)")
     out = convert_checkpoint(args.src, args.dst, to=args.to)
     print(f"wrote {out}")
 
@@ -24,17 +31,25 @@ def _train(args, rest):
 def _eval(args, rest):
     from .data import build_corpus
     from .evaluation import bits_per_byte
-    from .modeling_fast_blt import FastBltForCausalLM
-
-    model = FastBltForCausalLM.from_pretrained(args.model)
+    rates = _mask_rates(args.mask_rates)
+    model = _load_model(args.model, "eval")
     if args.diffusion_block_size is not None:
         model.config.diffusion_block_size = args.diffusion_block_size
     if args.line_completion:
         return print(json.dumps(_line_completion(model, args)))
     split = build_corpus(args.data_dir, args.seq_len, args.validation_fraction, args.max_files)["validation"]
-    rates = tuple(float(t) for t in args.mask_rates.split(",")) if args.mask_rates else ()
     result = bits_per_byte(model, split, args.batch_size, args.max_rows, rates)
     print(json.dumps(dict(model=args.model, block_size=model.config.diffusion_block_size, **result)))
+
+
+def _mask_rates(text) -> tuple:
+    try:
+        rates = tuple(float(t) for t in text.split(",")) if text else ()
+    except ValueError:
+        raise SystemExit(f"blt-hf eval: --mask_rates must be comma-separated numbers in (0, 1], got {text!r}")
+    if any(not 0 < t <= 1 for t in rates):
+        raise SystemExit(f"blt-hf eval: every --mask_rates value must be in (0, 1] (a masking probability), got {text}")
+    return rates
 
 
 def _line_completion(model, args) -> dict:
@@ -62,9 +77,8 @@ _GENERATE_KNOBS = ("decoding", "max_new_tokens", "block_size", "unmasking", "con
                    "first_byte_from_ar", "repatch_blocks")
 
 
-def _load_for_generation(path):
-    import os
-
+def _load_model(path, command):
+    from safetensors import SafetensorError
     from transformers.utils import logging
 
     from . import DEFAULT_MODEL_PATH
@@ -73,10 +87,24 @@ def _load_for_generation(path):
     if not os.path.isfile(os.path.join(path, "config.json")):
         hint = ("the default model is not in this installation (it ships as blt_hf/default_model)"
                 if os.path.abspath(path) == os.path.abspath(DEFAULT_MODEL_PATH) else "no config.json there")
-        raise SystemExit(f"blt-hf generate: no model at {path}: {hint}. Pass --model DIR, a directory written by "
+        raise SystemExit(f"blt-hf {command}: no model at {path}: {hint}. Pass --model DIR, a directory written by "
                          "save_pretrained or `blt-hf train`.")
     logging.disable_progress_bar()  # a 0.1 s load needs no progress bar
-    return FastBltForCausalLM.from_pretrained(path).eval()
+    try:
+        return FastBltForCausalLM.from_pretrained(path).eval()
+    except (OSError, ValueError, SafetensorError) as err:  # truncated or corrupt files
+        raise SystemExit(f"blt-hf {command}: cannot load the model at {path}: {str(err).splitlines()[0]}")
+
+
+def _prompt_ids(prompt: str):
+    """BOS + the prompt's bytes. argv is decoded with surrogateescape, so os.fsencode gives back the exact
+    bytes typed, valid UTF-8 or not; stdin ('-') is read as bytes. A byte model takes any bytes."""
+    import torch
+
+    from .tokenization_fast_blt import BOS_ID, BYTE_OFFSET
+
+    data = sys.stdin.buffer.read() if prompt == "-" else os.fsencode(prompt)
+    return torch.tensor([[BOS_ID] + [b + BYTE_OFFSET for b in data]])
 
 
 def _generate(args, rest):
@@ -92,10 +120,9 @@ def _generate(args, rest):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = _load_for_generation(args.model or DEFAULT_MODEL_PATH)
+    model = _load_model(args.model or DEFAULT_MODEL_PATH, "generate")
     tokenizer = FastBltTokenizer()
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    ids = _prompt_ids(args.prompt)
     kwargs = {k: getattr(args, k) for k in _GENERATE_KNOBS if getattr(args, k) is not None}
     try:
         o = resolve_options(model, ids.shape[1], None, dict(kwargs))
@@ -118,6 +145,16 @@ def _generate(args, rest):
     if not args.stream or args.show_steps:
         print(tokenizer.decode(new, skip_special_tokens=True))
     print(summary_line(o, len(new), seconds, out))
+
+
+def _positive_int(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=None)
     gen.add_argument("--top-p", dest="top_p", type=float, default=None)
     gen.add_argument("--seed", type=int, default=None, help="seed torch's RNG (sampling)")
-    gen.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    gen.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (>= 1)")
     view = gen.add_mutually_exclusive_group()
     view.add_argument("--stream", action="store_true", help="print the text as it is committed")
     view.add_argument("--show-steps", dest="show_steps", action="store_true",
@@ -194,7 +231,22 @@ def main(argv=None):
     args, rest = build_parser().parse_known_args(argv)
     if rest and args.command != "train":
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
-    args.func(args, rest)
+    try:
+        args.func(args, rest)
+    except KeyboardInterrupt:
+        print(f"\nblt-hf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured)
+            pass
+        return 141
+    except (ValueError, OSError) as err:  # bad values and files (incl. a full disk): one line, no traceback
+        print(f"blt-hf {args.command}: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ sequence handling reads. Nothing here touches the network.
 """
 
 import hashlib
+import logging
 import os
 import sysconfig
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 
 from .tokenization_fast_blt import encode_bytes
 
+logger = logging.getLogger(__name__)
 DEFAULT_SEQ_LEN = 1024  # bytes per row: ~256 patches at the paper's 4-byte mean patch size
 DEFAULT_VALIDATION_FRACTION = 0.05
 DEFAULT_SUFFIXES = (".py", ".txt", ".rst", ".md")
@@ -40,11 +42,18 @@ def text_documents(root, suffixes=DEFAULT_SUFFIXES, skip_dirs=frozenset(), max_f
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in skip_dirs]  # prune: never walks into site-packages
         paths += [Path(folder) / f for f in files if Path(f).suffix in suffixes]
-    docs = []
+    docs, undecodable = [], []
     for p in sorted(paths, key=lambda p: p.relative_to(root).as_posix())[:max_files]:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # would train as U+FFFD runs: skip it, and say so below
+            undecodable.append(p.relative_to(root).as_posix())
+            continue
         if text.strip():
             docs.append(Document(p.relative_to(root).as_posix(), text))
+    if undecodable:
+        logger.warning("skipped %d file(s) under %s that are not UTF-8 text: %s%s", len(undecodable), root,
+                       ", ".join(undecodable[:5]), " ..." if len(undecodable) > 5 else "")
     return docs
 
 

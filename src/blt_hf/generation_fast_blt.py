@@ -601,6 +601,11 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     input_ids = kwargs.pop("inputs", None) if input_ids is None else input_ids
     input_ids, valid = byte_ids(model.config, input_ids, attention_mask, left_padded=True)
     o = resolve_options(model, input_ids.shape[-1], generation_config, kwargs)
+    if streamer is not None and len(input_ids) * o.num_return_sequences > 1:
+        # Rows commit different numbers of bytes per step (BLT-S / BLT-DV / stops), so there is no
+        # (batch, k) chunk to put(); transformers' own TextStreamer is batch-1 only as well.
+        raise ValueError(f"streamer= streams one sequence; got {len(input_ids)} prompt row(s) x "
+                         f"num_return_sequences={o.num_return_sequences}. Generate row by row to stream each.")
     if o.num_return_sequences > 1:
         input_ids = input_ids.repeat_interleave(o.num_return_sequences, 0)
         valid = valid.repeat_interleave(o.num_return_sequences, 0)

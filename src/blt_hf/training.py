@@ -233,11 +233,35 @@ def parse_args(argv=None):
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def check_arguments(m: ModelArguments, d: DataArguments) -> None:
+    """Every argument that can be checked before any work starts (corpus, entropy stage, training)."""
+    if not 0 <= d.validation_fraction < 1:
+        raise ValueError(f"--validation_fraction must be in [0, 1): it is the share of files held out, got "
+                         f"{d.validation_fraction}")
+    if d.seq_len < 2:
+        raise ValueError(f"--seq_len must be >= 2 bytes, got {d.seq_len}")
+    if d.data_dir is not None and not os.path.isdir(d.data_dir):
+        raise ValueError(f"--data_dir {d.data_dir} is not a directory")
+    if m.model_name_or_path is None and m.entropy_model_path is None and d.validation_fraction == 0:
+        raise ValueError("training from scratch calibrates the entropy patcher on held-out rows: "
+                         "--validation_fraction must be > 0 (or pass --entropy_model_path)")
+    for name in ("diffusion_block_size", "entropy_steps", "hash_vocab", "local_hidden_size", "global_hidden_size"):
+        value = getattr(m, name)
+        if value is not None and value < (0 if name == "diffusion_block_size" else 1):
+            raise ValueError(f"--{name} must be {'>= 0' if name == 'diffusion_block_size' else '>= 1'}, got {value}")
+    if m.diffusion_loss_weight is not None and not m.diffusion_loss_weight > 0:
+        raise ValueError(f"--diffusion_loss_weight must be > 0, got {m.diffusion_loss_weight}")
+
+
 def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     """Build corpus and model, train (resuming when asked), save `output_dir/final`; returns (trainer, path)."""
     use_default_precision(args)
+    check_arguments(m, d)
     corpus = build_corpus(d.data_dir, d.seq_len, d.validation_fraction, d.max_files, d.max_train_bytes,
                           d.max_validation_bytes, seed=args.data_seed or 0)
+    if len(corpus["train"]) == 0:
+        raise ValueError(f"the training split has no full row of {d.seq_len} bytes: add data, lower --seq_len or "
+                         f"--validation_fraction ({d.validation_fraction})")
     model = build_model(corpus, m, args, d.seq_len)
     eval_set = corpus["validation"] if args.eval_strategy != "no" else None
     args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
