@@ -107,23 +107,35 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
                 return value
         return default
 
-    max_new = get("max_new_tokens")
+    def integer(name, default):
+        value = get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        return value
+
+    def number(name, default):
+        value = get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        return float(value)
+
+    max_new = integer("max_new_tokens", 128)
     if kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None:  # explicit max_length wins
-        max_new = kwargs["max_length"] - prompt_len
+        max_new = integer("max_length", None) - prompt_len
     eos = get("eos_token_id", [])
     stops = get("stop_strings", [])
     opts = Options(
-        decoding=get("decoding", "autoregressive"), max_new_tokens=int(max_new if max_new is not None else 128),
-        do_sample=bool(get("do_sample", False)), temperature=float(get("temperature", 1.0)),
-        top_k=int(get("top_k", 0)), top_p=float(get("top_p", 1.0)),
-        block_size=int(get("block_size", model.config.diffusion_block_size or 8)),
+        decoding=get("decoding", "autoregressive"), max_new_tokens=max_new,
+        do_sample=bool(get("do_sample", False)), temperature=number("temperature", 1.0),
+        top_k=integer("top_k", 0), top_p=number("top_p", 1.0),
+        block_size=integer("block_size", model.config.diffusion_block_size or 8),
         unmasking=get("unmasking", "confidence"), unmasking_fallback=get("unmasking_fallback", "most_confident"),
         first_byte_from_ar=bool(get("first_byte_from_ar", False)), repatch_blocks=bool(get("repatch_blocks", False)),
-        confidence_threshold=float(get("confidence_threshold", 0.7)),
-        entropy_bound=float(get("entropy_bound", 1.0)), draft_length=int(get("draft_length", 4)),
+        confidence_threshold=number("confidence_threshold", 0.7),
+        entropy_bound=number("entropy_bound", 1.0), draft_length=integer("draft_length", 4),
         eos_token_id=[eos] if isinstance(eos, int) else list(eos), stop_strings=[stops] if isinstance(stops, str)
         else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
-        num_return_sequences=int(get("num_return_sequences", 1)),
+        num_return_sequences=integer("num_return_sequences", 1),
     )
     validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
     # Work is bounded by the bytes asked for: a block or draft longer than max_new_tokens can only add
@@ -153,8 +165,8 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
         raise ValueError(f"confidence_threshold must be in (0, 1], got {o.confidence_threshold}")
     if not o.entropy_bound > 0:
         raise ValueError(f"entropy_bound must be > 0, got {o.entropy_bound}")
-    if o.do_sample and not o.temperature > 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {o.temperature}")
+    if o.do_sample and not 0 < o.temperature < float("inf"):
+        raise ValueError(f"temperature must be > 0 and finite when sampling, got {o.temperature}")
     if not 0 < o.top_p <= 1 or o.top_k < 0:
         raise ValueError(f"top_p must be in (0, 1] and top_k >= 0, got top_p={o.top_p}, top_k={o.top_k}")
     if o.max_new_tokens < 0 or o.num_return_sequences < 1:
