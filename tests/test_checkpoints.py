@@ -155,3 +155,20 @@ def test_publish_dir_replaces_a_legacy_directory_and_leaves_one_version(tmp_path
         publish_dir(tmp, path)
         assert (path / "a").read_text() == text
     assert [p.name for p in tmp_path.iterdir() if p.name != "final"] == [os.readlink(path)]
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), RuntimeError("basic_ios::clear: iostream error")])
+def test_full_disk_is_named_with_its_directory(tmp_path, monkeypatch, error):
+    from collections import namedtuple
+
+    from blt_hf import checkpoints
+    from blt_hf.checkpoints import DiskFullError, reporting_full_disk
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda path: usage(10 << 20, 10 << 20, 1024))
+    with pytest.raises(DiskFullError, match=f"disk full while writing to {tmp_path}"):
+        with reporting_full_disk(tmp_path):
+            raise error
+    with pytest.raises(RuntimeError, match="something else"):  # other errors pass through unchanged
+        with reporting_full_disk(tmp_path):
+            raise RuntimeError("something else")
