@@ -103,3 +103,14 @@ def test_corrupt_weights_fail_loudly_on_load(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="non-finite logits on a probe input"):
         FastBltForCausalLM.from_pretrained(path)
+
+
+def test_building_a_model_revalidates_an_edited_config():
+    from conftest import tiny_blt_fields
+
+    from blt_hf import FastBltForCausalLM
+
+    config = FastBltConfig(**tiny_blt_fields())
+    config.decoder_config.num_attention_heads = 3
+    with pytest.raises(StrictDataclassError, match="must be divisible by fast_blt_local_decoder.num_attention_heads"):
+        FastBltForCausalLM(config)

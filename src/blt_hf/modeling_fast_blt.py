@@ -421,6 +421,7 @@ class FastBltPreTrainedModel(PreTrainedModel):
 
 class FastBltModel(FastBltPreTrainedModel):
     def __init__(self, config: FastBltConfig):
+        config.validate()  # fields edited after construction are checked before any weight is built
         super().__init__(config)
         self.local_encoder = FastBltLocalEncoder(config.encoder_config)
         self.global_transformer = FastBltGlobalTransformer(config.global_config)
