@@ -296,7 +296,7 @@ def test_sampling_is_seeded_and_valid(model):
 @pytest.mark.parametrize("kwargs,message", [
     (dict(decoding="beam"), "decoding must be one of"),
     (dict(block_size=0), "block_size must be between 1 and the model's position range"),
-    (dict(block_size=10**8), r"block_size must be between 1 and the model's position range \(8192"),
+    (dict(block_size=10**8), r"block_size must be between 1 and the model's position range \(4096"),
     (dict(draft_length=10**8), "draft_length must be between 1"),
     (dict(unmasking_fallback="random"), "unmasking_fallback must be one of"),
     (dict(confidence_threshold=0.0), r"confidence_threshold must be in \(0, 1\]"),

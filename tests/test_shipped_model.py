@@ -64,3 +64,32 @@ def test_validation_bits_per_byte_stays_under_recorded_bound(shipped):
     keep = targets != 1  # BOS after EOS is free in packed rows (as blt_hf.evaluation)
     bpb = torch.nn.functional.cross_entropy(logits[keep], targets[keep]).item() / math.log(2)
     assert bpb < NEXT_BYTE_BPB_BOUND, bpb
+
+
+# Line completion on held-out code (blt_hf.generation_quality), greedy: measured at release on the
+# first LINES lines, minus slack; the full evaluation is benchmarks/line_completion.py.
+LINES = 24
+AR_EDIT_SIMILARITY_BOUND = None  # set at release, see MODEL_CARD.md
+
+
+def test_line_completion_stays_above_recorded_bound(shipped):
+    from blt_hf.generation_quality import line_completion, line_completion_tasks
+
+    model, _ = shipped
+    _, validation = split_documents(stdlib_documents())
+    tasks = line_completion_tasks(validation, LINES)
+    result = line_completion(model, tasks, decoding="autoregressive")
+    assert result.edit_similarity > AR_EDIT_SIMILARITY_BOUND, result.edit_similarity
+
+
+def test_one_length_limit_everywhere(shipped):
+    model, tokenizer = shipped
+    limit = model.config.max_bytes
+    assert limit == model.config.max_position_embeddings == tokenizer.model_max_length
+    too_long = torch.ones(1, limit + 1, dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"maximum sequence length for this model \({limit + 1} > {limit}"):
+        model(too_long)
+    with pytest.raises(ValueError, match=rf"maximum sequence length for this model \({limit + 1} > {limit}"):
+        model.generate(too_long, max_new_tokens=1)
+    with pytest.raises(ValueError, match="is longer than the model allows"):
+        model.generate(torch.ones(1, limit - 2, dtype=torch.long), max_new_tokens=5)

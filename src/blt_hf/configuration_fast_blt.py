@@ -203,6 +203,14 @@ class FastBltConfig(PreTrainedConfig):
         return super().from_dict(config_dict, **kwargs)
 
     @property
+    def max_bytes(self) -> int:
+        """The one length limit (prompt + new bytes) that forward, generate and the tokenizer enforce: the
+        top-level max_position_embeddings (what lm-eval and pipelines read), never past the local models'
+        RoPE range."""
+        return min(self.max_position_embeddings, self.encoder_config.max_position_embeddings,
+                   self.decoder_config.max_position_embeddings)
+
+    @property
     def entropy_patching(self) -> bool:
         return bool(self.patch_in_forward) and self.patching_mode == "entropy"
 

@@ -152,11 +152,11 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     if o.decoding in ("diffusion", "diffusion_verify") and not (trained or force_diffusion):
         raise ValueError(f"decoding={o.decoding!r} needs a model trained with the BLT-D objective "
                          "(config.diffusion_block_size > 0); pass force_diffusion=True to run it anyway")
-    limit = model.config.encoder_config.max_position_embeddings
+    limit = model.config.max_bytes
     for name in ("block_size", "draft_length"):
         if not 1 <= getattr(o, name) <= limit:
             raise ValueError(f"{name} must be between 1 and the model's position range ({limit}, "
-                             f"encoder_config.max_position_embeddings), got {getattr(o, name)}")
+                             f"config.max_position_embeddings), got {getattr(o, name)}")
     if o.unmasking not in UNMASKING:
         raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
     if o.unmasking_fallback not in sampling.FALLBACKS:
@@ -174,7 +174,7 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
                          f"and {o.num_return_sequences}")
     if prompt_len + o.max_new_tokens > limit:
         raise ValueError(f"prompt ({prompt_len} bytes) + max_new_tokens ({o.max_new_tokens}) is longer than the "
-                         f"model allows (encoder_config.max_position_embeddings = {limit})")
+                         f"model allows (config.max_position_embeddings = {limit})")
 
 
 # ----------------------------------------------------------------------------- the cached components

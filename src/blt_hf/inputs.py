@@ -32,10 +32,9 @@ def byte_ids(config, input_ids, attention_mask=None, *, left_padded: bool = Fals
     if bad.any():
         raise ValueError(f"input_ids contains id {input_ids[bad][0].item()}, outside the vocabulary "
                          f"[0, {config.vocab_size})")
-    limit = config.encoder_config.max_position_embeddings
-    if input_ids.shape[1] > limit:
-        raise ValueError(f"input of {input_ids.shape[1]} bytes is longer than the model allows "
-                         f"(encoder_config.max_position_embeddings = {limit})")
+    if input_ids.shape[1] > config.max_bytes:
+        raise ValueError(f"Token indices sequence length is longer than the specified maximum sequence length for "
+                         f"this model ({input_ids.shape[1]} > {config.max_bytes}, config.max_position_embeddings)")
     valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else mask_bool(attention_mask,
                                                                                                  input_ids)
     if left_padded and (not valid[:, -1].all() or (valid.long().diff(dim=1) < 0).any()):

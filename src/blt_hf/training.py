@@ -266,7 +266,8 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     eval_set = corpus["validation"] if args.eval_strategy != "no" else None
     args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
     trainer = Trainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set, data_collator=collator(),
-                      processing_class=FastBltTokenizer())  # saved with every checkpoint and the final model
+                      # saved with every checkpoint and the final model, with the model's one length limit
+                      processing_class=FastBltTokenizer(model_max_length=model.config.max_bytes))
     with reporting_full_disk(args.output_dir):
         trainer.train(resume_from_checkpoint=resume_arg(args))
         return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)
