@@ -4,7 +4,7 @@
 # 1-thread DDP processes (gloo), checkpoints every 200 steps (~10 min). Rerunning the same command
 # resumes from the newest complete checkpoint. Usage: benchmarks/train_default_model.sh [steps] [L_mask weight]
 set -euo pipefail
-steps=${1:-1800}
+steps=${1:-1500}
 weight=${2:-1.0}
 base=${BASE:-runs/base_blt_d8}
 out=${OUT:-runs/default_v2}

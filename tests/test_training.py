@@ -179,3 +179,20 @@ def test_save_atomically_replaces_without_leftovers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["final", os.readlink(tmp_path / "final")])
     reloaded = FastBltForCausalLM.from_pretrained(tmp_path / "final")
     assert torch.equal(reloaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_evaluation_repeats_and_reports_next_byte_loss(tmp_path):
+    from blt_hf.training import FastBltTrainer
+
+    model = _model(block_size=4)
+    data = _dataset(rows=8)
+    trainer = FastBltTrainer(model, _args(tmp_path, 1), eval_dataset=data, data_collator=collator())
+    first, second = trainer.evaluate(), trainer.evaluate()
+    assert first["eval_loss"] == second["eval_loss"]  # no fresh diffusion noise in the loss
+    assert first["eval_masked_block_bpb_t0.5"] == second["eval_masked_block_bpb_t0.5"]
+    ids = torch.tensor(data["input_ids"])
+    with torch.no_grad():
+        logits = model.eval()(ids).logits[:, :-1]
+    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+    assert abs(first["eval_loss"] - manual.item()) < 1e-4  # exp(eval_loss) is the per-byte perplexity
+    assert {f"eval_masked_block_bpb_t{t}" for t in (0.25, 0.5, 0.75, 1.0)} <= set(first)

@@ -40,13 +40,14 @@ def _masked_block_nats(model, ids, t: float):
 
 @torch.no_grad()
 def bits_per_byte(model, dataset, batch_size: int = 8, max_rows: int | None = None,
-                  mask_rates=DEFAULT_MASK_RATES, seed: int = 0) -> dict:
-    """{"next_byte_bpb", "masked_block_bpb": {t: bpb}, "bytes", "rows"} over `dataset["input_ids"]`."""
+                  mask_rates=DEFAULT_MASK_RATES, seed: int = 0, next_byte: bool = True) -> dict:
+    """{"next_byte_bpb", "masked_block_bpb": {t: bpb}, "bytes", "rows"} over `dataset["input_ids"]`
+    (next_byte=False: the masked-block numbers only)."""
     model.eval()
     device = next(model.parameters()).device
     rows = torch.tensor(dataset["input_ids"][:max_rows])
     diffusion = getattr(model.config, "diffusion_block_size", 0) > 0
-    totals = {"next": [0.0, 0]} | ({t: [0.0, 0] for t in mask_rates} if diffusion else {})
+    totals = ({"next": [0.0, 0]} if next_byte else {}) | ({t: [0.0, 0] for t in mask_rates} if diffusion else {})
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(rows), batch_size):
@@ -56,4 +57,5 @@ def bits_per_byte(model, dataset, batch_size: int = 8, max_rows: int | None = No
                 totals[key][0] += nats
                 totals[key][1] += count
     bpb = {k: nats / max(count, 1) / math.log(2) for k, (nats, count) in totals.items()}
-    return dict(next_byte_bpb=bpb.pop("next"), masked_block_bpb=bpb, bytes=totals["next"][1], rows=len(rows))
+    return dict(next_byte_bpb=bpb.pop("next", None), masked_block_bpb=bpb, bytes=totals.get("next", [0, 0])[1],
+                rows=len(rows))

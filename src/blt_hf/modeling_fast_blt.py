@@ -552,15 +552,17 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
     def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0,
                 diffusion_t: float | None = None, **kwargs):
         """Next-byte logits. With `labels`: the shifted next-byte loss (Trainer's `num_items_in_batch`
-        aware), plus the BLT-D masked-block loss when `config.diffusion_block_size` > 0 (noise level
-        t ~ U(0, 1) per sequence, or `diffusion_t` for evaluation at a fixed level)."""
+        aware), plus, in training mode, the BLT-D masked-block loss when `config.diffusion_block_size` > 0
+        (noise t ~ U(0, 1) per sequence). In eval mode `loss` is the next-byte loss alone, so evaluation
+        repeats and exp(eval_loss) is the per-byte perplexity; `diffusion_t` asks for the masked-block
+        loss at that fixed noise level in either mode."""
         inner = self.model
         input_ids, valid = byte_ids(self.config, input_ids, attention_mask)
         if labels is not None:
             labels = labels.long()
         ctx = inner.contextualize(input_ids, valid)
         block_size = self.config.diffusion_block_size
-        if labels is None or block_size == 0:
+        if labels is None or block_size == 0 or (diffusion_t is None and not self.training):
             hidden = inner.decode(ctx.h_bytes, ctx.position_ids, inner.byte_mask(ctx), ctx.global_states,
                                   ctx.patching.latent_ids)
             logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden).float()

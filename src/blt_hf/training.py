@@ -27,6 +27,7 @@ from .configuration_fast_blt import FastBltConfig, FastBltPatcherConfig
 from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION, build_corpus
 from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE, FastBltEntropyModel,
                             calibrate_threshold, install_patcher)
+from .evaluation import bits_per_byte
 from .generation_fast_blt import default_generation_config
 from .modeling_fast_blt import FastBltForCausalLM
 from .tokenization_fast_blt import FastBltTokenizer
@@ -110,6 +111,23 @@ def blt_config_from_args(m: ModelArguments, seq_len: int) -> FastBltConfig:
         decoder_config=dict(local, num_hidden_layers=m.decoder_layers),
         global_config=stack(m.global_hidden_size, m.global_layers),
     )
+
+
+class FastBltTrainer(Trainer):
+    """Trainer whose evaluation repeats: `eval_loss` is the next-byte loss (the model's eval-mode loss),
+    and a BLT-D model adds `eval_masked_block_bpb_t{t}` at fixed noise levels with a fixed generator
+    (blt_hf.evaluation.bits_per_byte), instead of one fresh noise draw mixed into the loss."""
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        model = self.accelerator.unwrap_model(self.model)
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if getattr(model.config, "diffusion_block_size", 0) > 0 and dataset is not None:
+            result = bits_per_byte(model, dataset, self.args.per_device_eval_batch_size, next_byte=False)
+            extra = {f"{metric_key_prefix}_masked_block_bpb_t{t}": v for t, v in result["masked_block_bpb"].items()}
+            self.log(extra)
+            metrics.update(extra)
+        return metrics
 
 
 def collator():
@@ -265,7 +283,8 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     model = build_model(corpus, m, args, d.seq_len)
     eval_set = corpus["validation"] if args.eval_strategy != "no" else None
     args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
-    trainer = Trainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set, data_collator=collator(),
+    trainer = FastBltTrainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set,
+                             data_collator=collator(),
                       # saved with every checkpoint and the final model, with the model's one length limit
                       processing_class=FastBltTokenizer(model_max_length=model.config.max_bytes))
     with reporting_full_disk(args.output_dir):
