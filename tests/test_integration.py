@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import random_ids
+from conftest import hf_pair, random_ids
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, BltForCausalLM
 
 import blt_hf
@@ -75,3 +75,38 @@ def test_cli_convert(tmp_path, tiny_model):
     again = FastBltForCausalLM.from_pretrained(tmp_path / "again").eval()
     with torch.no_grad():
         torch.testing.assert_close(ref(ids, use_cache=False).logits, again(ids).logits, atol=1e-4, rtol=0)
+
+
+HUB_SCRIPT = """
+import sys, torch, blt_hf
+from blt_hf import FastBltForCausalLM
+model = FastBltForCausalLM.from_pretrained("someone/tiny-blt", diffusion_block_size=8)
+c = model.config
+assert (c.model_type, c.diffusion_block_size, c.pad_token_id, c.bos_token_id, c.eos_token_id, c.mask_token_id) == (
+    "fast_blt", 8, 0, 1, 2, 3), c
+assert model.generation_config.decoding == "diffusion" and model.generation_config.block_size == 8
+ids = torch.tensor([[1, 40, 50, 60, 70, 80, 90, 100]])
+with torch.no_grad():
+    torch.save(model.eval()(ids).logits, sys.argv[1])
+"""
+
+
+def test_transformers_blt_from_an_offline_hub_cache_becomes_blt_d(tmp_path):
+    """A checkpoint written by transformers' BltForCausalLM, found by hub id in the cache (offline), loads
+    converted, with config kwargs applied as transformers does, and gives the reference logits."""
+    ref, _ = hf_pair(tmp_path)
+    snapshot = tmp_path / "hub" / "models--someone--tiny-blt" / "snapshots" / ("0" * 40)
+    ref.save_pretrained(snapshot)
+    (tmp_path / "hub" / "models--someone--tiny-blt" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny-blt" / "refs" / "main").write_text("0" * 40)
+    script = tmp_path / "load.py"
+    script.write_text(HUB_SCRIPT)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "logits.pt")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "to instantiate a model of type" not in done.stderr
+    ids = torch.tensor([[1, 40, 50, 60, 70, 80, 90, 100]])
+    with torch.no_grad():
+        expected = ref(ids, use_cache=False).logits
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, atol=1e-4, rtol=0)

@@ -5,7 +5,6 @@ fields: `model_type`, the sub-config model types, and the fields one side has an
 lacks. Weights are copied with safetensors only.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -46,17 +45,12 @@ def blt_config_from_fast_blt(config: FastBltConfig):
     from transformers import BltConfig
 
     fields = _strip(config.to_dict())
-    for name in ("diffusion_block_size", "mask_token_id"):
+    for name in ("diffusion_block_size", "mask_token_id", "diffusion_loss_weight", "diffusion_block_input"):
         fields.pop(name, None)
     for sub, prefix in _SUBCONFIGS.items():
         fields[sub] = {k: v for k, v in _strip(fields[sub]).items()
                        if k not in ("head_dim", "encoder_cross_output_size")}
     return BltConfig(**fields)
-
-
-def is_transformers_blt_checkpoint(path) -> bool:
-    config_file = Path(path) / "config.json"
-    return config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "blt"
 
 
 def export_to_transformers_blt(model, out_dir) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
@@ -26,6 +26,9 @@ from .configuration_fast_blt import FastBltConfig
 from .inputs import byte_ids
 from .tokenization_fast_blt import BYTE_OFFSET
 from .generation_fast_blt import default_generation_config, generate
+
+# Where from_pretrained looks for a file: passed through when reading a checkpoint's config first.
+HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
 
 # ----------------------------------------------------------------------------- primitives
 
@@ -607,16 +610,24 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """Also loads a directory written by transformers' `BltForCausalLM` (model_type "blt")."""
-        from .convert import fast_blt_config_from_blt, is_transformers_blt_checkpoint
+        """Also loads a checkpoint written by transformers' `BltForCausalLM` (model_type "blt"), from a
+        local directory, a hub id or the hub cache alike; config kwargs (`diffusion_block_size=8`, the
+        natural way to turn a BLT into a BLT-D) then go to the converted config, as transformers does."""
+        from .convert import fast_blt_config_from_blt
 
-        if kwargs.get("config") is None and is_transformers_blt_checkpoint(pretrained_model_name_or_path):
-            import json
-            from pathlib import Path
-
-            blt = json.loads((Path(pretrained_model_name_or_path) / "config.json").read_text())
-            kwargs["config"] = fast_blt_config_from_blt(blt)
+        converted = False
+        if kwargs.get("config") is None:
+            hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+            config_dict, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub)
+            if config_dict.get("model_type") == "blt":
+                config = fast_blt_config_from_blt(config_dict)
+                for key in [k for k in kwargs if k in config.to_dict()]:
+                    setattr(config, key, kwargs.pop(key))
+                config.validate()
+                kwargs["config"], converted = config, True
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if converted:  # BLT's own generation_config knows none of our decoders: ours, for the converted config
+            model.generation_config = default_generation_config(model.config)
         probe_finite(model, pretrained_model_name_or_path)
         return model
 
