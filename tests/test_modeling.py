@@ -124,8 +124,8 @@ def test_bad_inputs_give_clear_errors(tiny_model):
         tiny_model(torch.tensor([[1, 300, 5]]))
     with pytest.raises(ValueError, match="id -1"):
         tiny_model(torch.tensor([[1, -1, 5]]))
-    too_long = tiny_model.config.encoder_config.max_position_embeddings + 1
-    with pytest.raises(ValueError, match="longer than the model allows"):
+    too_long = tiny_model.config.max_bytes + 1
+    with pytest.raises(ValueError, match="longer than the specified maximum sequence length for this model"):
         tiny_model(torch.ones(1, too_long, dtype=torch.long))
     with pytest.raises(ValueError, match="inputs_embeds is not supported"):
         tiny_model(None)
