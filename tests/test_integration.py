@@ -38,7 +38,7 @@ def test_auto_round_trip_in_fresh_process(tmp_path, tiny_model):
     subprocess.run([sys.executable, "-c", FRESH_PROCESS_CHECK, str(tmp_path / "m"), str(tmp_path / "out.pt")],
                    check=True, env=env, timeout=300)
     out = torch.load(tmp_path / "out.pt")
-    assert (out["cls"], out["tok"], out["model_type"]) == ("FastBltForCausalLM", "FastBltTokenizer", "fast_blt")
+    assert (out["cls"], out["tok"], out["model_type"]) == ("FastBltForCausalLM", "FastBltTokenizerFast", "fast_blt")
     with torch.no_grad():
         expected = tiny_model(out["ids"]).logits
     torch.testing.assert_close(out["logits"], expected, atol=1e-6, rtol=0)

@@ -25,7 +25,7 @@ def shipped():
 
 def test_loads_through_auto_classes(shipped):
     model, tokenizer = shipped
-    assert isinstance(model, blt_hf.FastBltForCausalLM) and isinstance(tokenizer, blt_hf.FastBltTokenizer)
+    assert isinstance(model, blt_hf.FastBltForCausalLM) and isinstance(tokenizer, blt_hf.FastBltTokenizerFast)
     assert model.config.diffusion_block_size > 0 and model.model.patcher is not None
     assert model.generation_config.decoding == "diffusion"
 

@@ -103,7 +103,39 @@ def test_special_strings_are_bytes(tok, text):
 def test_special_ids_skipped_on_decode(tok):
     ids = [BOS_ID, 76, MASK_ID, 109, PAD_ID, EOS_ID]
     assert tok.decode(ids, skip_special_tokens=True) == "Hi"
-    assert tok.decode(ids) == "<s>H<mask>i<pad></s>"
+    # Special ids are never text: dropped with skip_special_tokens=False too, as tokenizer.json must.
+    assert tok.decode(ids) == "Hi"
+
+
+@SETTINGS
+@given(text=st.one_of(st.text(), st.sampled_from(SPECIAL_TEXTS)), data=st.binary(max_size=40),
+       add_bos=st.booleans(), add_eos=st.booleans())
+def test_fast_and_slow_tokenizers_agree(text, data, add_bos, add_eos):
+    from blt_hf import FastBltTokenizerFast
+
+    slow, fast = FastBltTokenizer(add_bos=add_bos, add_eos=add_eos), FastBltTokenizerFast(add_bos=add_bos,
+                                                                                          add_eos=add_eos)
+    assert fast.is_fast and not slow.is_fast
+    ids = slow(text).input_ids
+    assert fast(text).input_ids == ids
+    for skip in (False, True):
+        assert fast.decode(ids, skip_special_tokens=skip) == slow.decode(ids, skip_special_tokens=skip) == text
+    raw_ids = [BOS_ID, *(b + 4 for b in data), MASK_ID, EOS_ID]  # any bytes, valid UTF-8 or not
+    assert fast.decode(raw_ids) == slow.decode(raw_ids) == data.decode("utf-8", errors="replace")
+    assert len(fast(text, return_offsets_mapping=True)["offset_mapping"]) == len(ids)
+
+
+def test_auto_tokenizer_gives_the_fast_class(tmp_path):
+    from transformers import AutoTokenizer
+
+    from blt_hf import FastBltConfig, FastBltTokenizerFast
+
+    FastBltConfig().save_pretrained(tmp_path)
+    FastBltTokenizer().save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert isinstance(tok, FastBltTokenizerFast) and tok.is_fast
+    assert [tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.mask_token_id, len(tok)] == [0, 1, 2, 3, 260]
+    assert tok("a</s>").input_ids == FastBltTokenizer()("a</s>").input_ids
 
 
 @pytest.mark.parametrize("bad", [260, 1000, -1])

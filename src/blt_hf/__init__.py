@@ -19,11 +19,12 @@ from .configuration_fast_blt import (
 from .convert import convert_checkpoint, export_to_transformers_blt, fast_blt_config_from_blt
 from .modeling_fast_blt import FastBltForCausalLM, FastBltModel, FastBltPreTrainedModel
 from .tokenization_fast_blt import FastBltTokenizer
+from .tokenization_fast_blt_fast import FastBltTokenizerFast
 
 AutoConfig.register(FastBltConfig.model_type, FastBltConfig)
 AutoModel.register(FastBltConfig, FastBltModel)
 AutoModelForCausalLM.register(FastBltConfig, FastBltForCausalLM)
-AutoTokenizer.register(FastBltConfig, tokenizer_class=FastBltTokenizer)
+AutoTokenizer.register(FastBltConfig, slow_tokenizer_class=FastBltTokenizer, fast_tokenizer_class=FastBltTokenizerFast)
 
 __version__ = "0.1.0"
 # The small BLT-D model trained by us on Python's standard library and shipped with the package.
@@ -39,6 +40,7 @@ __all__ = [
     "FastBltModel",
     "FastBltForCausalLM",
     "FastBltTokenizer",
+    "FastBltTokenizerFast",
     "convert_checkpoint",
     "export_to_transformers_blt",
     "fast_blt_config_from_blt",
