@@ -379,3 +379,52 @@ def test_generation_config_defaults_and_overrides(model):
     gc = GenerationConfig(max_new_tokens=6, decoding="autoregressive", do_sample=False, eos_token_id=None)
     assert torch.equal(model.generate(ids, generation_config=gc), greedy(model, ids, 6))
     assert model.generate(ids, max_new_tokens=0).shape == (1, 5)
+
+
+# ----------------------------------------------------------------------------- generate() arguments
+
+
+def test_unknown_and_unsupported_arguments_raise_like_transformers(model):
+    from transformers import GenerationConfig, LogitsProcessorList, TopKLogitsWarper
+
+    ids = random_ids(1, 5)
+    with pytest.raises(ValueError, match=r"model_kwargs` are not used by the model: \['max_new_token'\]"):
+        model.generate(ids, max_new_token=5)
+    for name, value in [("min_new_tokens", 3), ("repetition_penalty", 1.2), ("no_repeat_ngram_size", 2),
+                        ("bad_words_ids", [[5]]), ("num_beams", 2), ("output_scores", True), ("output_logits", True),
+                        ("logits_processor", LogitsProcessorList([TopKLogitsWarper(5)]))]:
+        with pytest.raises(ValueError, match=rf"`{name}=.*` is not supported by blt_hf's decoding='diffusion'"):
+            model.generate(ids, max_new_tokens=4, **{name: value})
+    with pytest.raises(ValueError, match="is not supported by blt_hf's decoding='autoregressive'"):
+        model.generate(ids, generation_config=GenerationConfig(num_beams=3, decoding="autoregressive"))
+    with pytest.raises(ValueError, match="Greedy methods without beam search do not support `num_return_sequences`"):
+        model.generate(ids, max_new_tokens=4, do_sample=False, num_return_sequences=2)
+    with pytest.raises(TypeError, match="max_new_tokens must be an integer, got 1.5"):
+        model.generate(ids, max_new_tokens=1.5)
+
+
+def test_explicit_generation_config_max_length_is_honoured(model):
+    from transformers import GenerationConfig
+
+    ids = random_ids(1, 5)
+    out = model.generate(ids, generation_config=GenerationConfig(max_length=20, eos_token_id=None))
+    assert out.shape == (1, 20)
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion", "diffusion_verify"])
+def test_stopping_criteria_end_each_row(model, decoding):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    ids = random_ids(1, 6, seed=21)
+    free = greedy(model, ids, 24, **fast(decoding))[0, 6:]
+    target = int(free[5])  # stop once this byte has been produced (as lm-eval's stop sequences do)
+
+    class StopAt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return (input_ids[:, 6:] == target).any(-1)
+
+    out = greedy(model, ids, 24, stopping_criteria=StoppingCriteriaList([StopAt()]), **fast(decoding))[0, 6:]
+    first = free.tolist().index(target)
+    assert out.tolist() == free[: len(out)].tolist() and len(out) > first  # a prefix that reached the byte
+    if decoding == "autoregressive":
+        assert len(out) == first + 1  # byte by byte: stops right after it

@@ -44,6 +44,21 @@ from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complet
 #   denoising pass, one per BLT-S/DV cycle (row lengths), one per commit for stopping.
 
 DECODINGS = ("autoregressive", "diffusion", "self_speculation", "diffusion_verify")
+# generate() arguments these decoders honour; anything else raises (stock transformers' behaviour).
+OUR_OPTIONS = {"decoding", "block_size", "unmasking", "unmasking_fallback", "first_byte_from_ar", "repatch_blocks",
+               "confidence_threshold", "entropy_bound", "draft_length", "force_diffusion"}
+HF_OPTIONS = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p", "eos_token_id",
+              "pad_token_id", "bos_token_id", "stop_strings", "tokenizer", "return_dict_in_generate",
+              "num_return_sequences", "use_cache", "stopping_criteria"}
+# GenerationConfig features no decoder here implements, with the value that means "off".
+UNSUPPORTED = {"num_beams": 1, "num_beam_groups": 1, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+               "bad_words_ids": None, "min_new_tokens": None, "min_length": 0, "logits_processor": None,
+               "output_scores": False, "output_logits": False, "output_attentions": False,
+               "output_hidden_states": False, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+               "diversity_penalty": 0.0, "penalty_alpha": None, "forced_bos_token_id": None,
+               "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+               "sequence_bias": None, "guidance_scale": None, "assistant_model": None, "min_p": None,
+               "prompt_lookup_num_tokens": None, "exponential_decay_length_penalty": None}
 UNMASKING = ("confidence", "entropy_bound", "one_step")
 
 
@@ -94,6 +109,19 @@ class Options:
 # ----------------------------------------------------------------------------- options and validation
 
 
+def check_arguments(o_decoding: str, generation_config, kwargs) -> None:
+    """Stock-style errors for arguments no decoder here uses: unknown names, and features left unset."""
+    unknown = sorted(k for k in kwargs if k not in OUR_OPTIONS | HF_OPTIONS | UNSUPPORTED.keys())
+    if unknown:
+        raise ValueError(f"The following `model_kwargs` are not used by the model: {unknown} (note: typos in the "
+                         "generate arguments will also show up in this list)")
+    for name, off in UNSUPPORTED.items():
+        value = kwargs[name] if name in kwargs else getattr(generation_config, name, off)
+        if value is not None and value != off and not (hasattr(value, "__len__") and len(value) == 0):
+            raise ValueError(f"`{name}={value!r}` is not supported by blt_hf's decoding={o_decoding!r} (greedy or "
+                             f"sampled byte decoding; only `stopping_criteria`, stop strings and EOS end a row early)")
+
+
 def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
     """Merge model.generation_config, an explicit generation_config and kwargs (kwargs win); validate."""
     configs = [c for c in (generation_config, model.generation_config) if c is not None]
@@ -122,6 +150,9 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
     max_new = integer("max_new_tokens", 128)
     if kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None:  # explicit max_length wins
         max_new = integer("max_length", None) - prompt_len
+    elif (generation_config is not None and "max_new_tokens" not in kwargs
+          and generation_config.max_new_tokens is None and generation_config.max_length is not None):
+        max_new = generation_config.max_length - prompt_len  # an explicit config's max_length, as transformers
     eos = get("eos_token_id", [])
     stops = get("stop_strings", [])
     opts = Options(
@@ -137,7 +168,11 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
         else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
         num_return_sequences=integer("num_return_sequences", 1),
     )
+    check_arguments(opts.decoding, generation_config, kwargs)
     validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
+    if opts.num_return_sequences > 1 and not opts.do_sample:
+        raise ValueError("Greedy methods without beam search do not support `num_return_sequences` different than 1 "
+                         f"(got {opts.num_return_sequences}).")
     # Work is bounded by the bytes asked for: a block or draft longer than max_new_tokens can only add
     # positions that are never committed (buffers are sized from these).
     opts.block_size = min(opts.block_size, max(opts.max_new_tokens, 1))
@@ -545,8 +580,9 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
 class Tracker:
     """New bytes per row, where each row stops (max_new_tokens, EOS, stop string) and the streamer."""
 
-    def __init__(self, o: Options, batch, device, streamer):
+    def __init__(self, o: Options, batch, device, streamer, stopping_criteria=None, prompt=None):
         self.o, self.streamer = o, streamer
+        self.criteria, self.prompt = stopping_criteria or None, prompt  # transformers' StoppingCriteriaList
         self.put_draft = getattr(streamer, "put_draft", None)  # watches each denoising pass (denoise)
         self.cap = o.max_new_tokens + max(o.block_size, o.draft_length) + 2
         self.out = torch.zeros(batch, self.cap + 1, dtype=torch.long, device=device)  # + a dump column
@@ -569,9 +605,19 @@ class Tracker:
         self.n = self.n + torch.where(self.active, count, 0)
         if self.stops:
             self.end = torch.minimum(self.end, self.stop_string_end())
+        if self.criteria is not None:
+            self.end = torch.where(self.criteria_met() & self.active, torch.minimum(self.end, self.n), self.end)
         self.active = self.n < self.end
         self.stream()
         return chunk
+
+    def criteria_met(self):
+        """(B,) bool: the user's stopping criteria on each row's sequence so far (prompt + its own bytes),
+        row by row (rows have different lengths; as in transformers, a criterion sees (1, length))."""
+        n = torch.minimum(self.n, self.end).tolist()
+        met = [bool(self.criteria(torch.cat([self.prompt[b:b + 1], self.out[b:b + 1, :n[b]]], 1), None).any())
+               for b in range(len(n))]
+        return torch.tensor(met, device=self.n.device)
 
     def stop_string_end(self):
         """(B,) output length up to and including each row's first stop string (cap + 1 if none)."""
@@ -625,7 +671,7 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     device, pad_id = input_ids.device, model.config.pad_token_id or 0
     if streamer is not None:
         streamer.put(input_ids.cpu())
-    tr = Tracker(o, B, device, streamer)
+    tr = Tracker(o, B, device, streamer, kwargs.get("stopping_criteria"), input_ids)
     counters = {name: torch.zeros(B, dtype=torch.long, device=device)
                 for name in ("decoder_calls", "global_calls", "accepted_bytes", "drafted_bytes")}
     if o.max_new_tokens > 0:
