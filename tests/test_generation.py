@@ -428,3 +428,13 @@ def test_stopping_criteria_end_each_row(model, decoding):
     assert out.tolist() == free[: len(out)].tolist() and len(out) > first  # a prefix that reached the byte
     if decoding == "autoregressive":
         assert len(out) == first + 1  # byte by byte: stops right after it
+
+
+def test_block_size_other_than_trained_warns(model, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="blt_hf.generation_fast_blt"):
+        greedy(model, random_ids(1, 5), 4, decoding="diffusion", block_size=4)
+        assert "differs from the block size" not in caplog.text
+        greedy(model, random_ids(1, 5), 4, decoding="diffusion", block_size=2)
+    assert "block_size=2 differs from the block size this model was trained with (4)" in caplog.text

@@ -11,6 +11,7 @@ Counters: `decoder_calls` = local-decoder passes, `global_calls` = global-transf
 processed at least one patch of the row (the encoder runs with every append and is not counted).
 """
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,7 @@ from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complet
 # - Host syncs: one per step to decide whether the global model runs (two when it does), one per
 #   denoising pass, one per BLT-S/DV cycle (row lengths), one per commit for stopping.
 
+logger = logging.getLogger(__name__)
 DECODINGS = ("autoregressive", "diffusion", "self_speculation", "diffusion_verify")
 # generate() arguments these decoders honour; anything else raises (stock transformers' behaviour).
 OUR_OPTIONS = {"decoding", "block_size", "unmasking", "unmasking_fallback", "first_byte_from_ar", "repatch_blocks",
@@ -194,6 +196,10 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
                              f"config.max_position_embeddings), got {getattr(o, name)}")
     if o.unmasking not in UNMASKING:
         raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
+    trained_block = model.config.diffusion_block_size
+    if o.decoding == "diffusion" and trained and o.block_size != trained_block:
+        logger.warning("block_size=%d differs from the block size this model was trained with (%d): BLT-D quality "
+                       "is only known for the trained one", o.block_size, trained_block)
     if o.unmasking_fallback not in sampling.FALLBACKS:
         raise ValueError(f"unmasking_fallback must be one of {sampling.FALLBACKS}, got {o.unmasking_fallback!r}")
     if not 0 < o.confidence_threshold <= 1:
