@@ -32,6 +32,7 @@ from bench_generate import bandwidth_gb, best_of, param_counts  # noqa: E402
 import blt_hf  # noqa: E402
 from blt_hf import FastBltForCausalLM  # noqa: E402
 from blt_hf.data import split_documents, stdlib_documents  # noqa: E402
+from blt_hf.generation_quality import continuation_prompts, to_ids  # noqa: E402
 
 BOS, OFFSET, SPECIAL = 1, 4, [0, 1, 3]  # BOS id, byte b -> id b + 4; PAD, BOS, MASK are never generated
 SETTINGS = [  # (name, generate kwargs)
@@ -63,16 +64,8 @@ closed patch; the logits then differ (checked: with the extra byte its logits eq
 
 
 def held_out_prompts(docs, n: int, prompt_bytes: int):
-    """[(document name, ids (L,) long)] for n evenly spaced documents (see the module docstring)."""
-    chosen = []
-    for doc in sorted(docs, key=lambda d: d.name):
-        data = doc.text.encode("utf-8")
-        start = data.find(b"\n", int(0.4 * len(data))) + 1
-        chunk = data[start: start + prompt_bytes]
-        chunk = chunk[: chunk.rfind(b"\n") + 1]
-        if start > 0 and len(chunk) >= prompt_bytes // 2:  # skip short files and very long lines
-            chosen.append((doc.name, torch.tensor([BOS] + [b + OFFSET for b in chunk])))
-    return [chosen[i * len(chosen) // n] for i in range(min(n, len(chosen)))]
+    """[(document name, BOS + prompt ids (L,) long)] for n evenly spaced documents (see the module docstring)."""
+    return [(name, to_ids(chunk, bos=True)[0]) for name, chunk in continuation_prompts(docs, n, prompt_bytes, None)]
 
 
 @torch.no_grad()

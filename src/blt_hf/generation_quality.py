@@ -101,16 +101,17 @@ def line_completion_tasks(docs, n: int, context_bytes: int = LINE_CONTEXT_BYTES)
     return tasks
 
 
-def continuation_prompts(docs, n: int, prompt_bytes: int = 192) -> list[tuple[str, bytes]]:
-    """n evenly spaced `.py` documents, each cut at the first line after 40% of the file (code bodies,
-    not licence headers), up to `prompt_bytes` ending on a newline (as benchmarks/report_generation)."""
+def continuation_prompts(docs, n: int, prompt_bytes: int = 192, suffix: str | None = ".py") -> list[tuple[str, bytes]]:
+    """n evenly spaced documents (names ending with `suffix`; None = all), each cut at the first line
+    after 40% of the file (code bodies, not licence headers), up to `prompt_bytes` ending on a newline;
+    files too short for half a prompt, or with very long lines, are skipped."""
     chosen = []
     for doc in sorted(docs, key=lambda d: d.name):
         data = doc.text.encode("utf-8")
         start = data.find(b"\n", int(0.4 * len(data))) + 1
         chunk = data[start: start + prompt_bytes]
         chunk = chunk[: chunk.rfind(b"\n") + 1]
-        if doc.name.endswith(".py") and start > 0 and len(chunk) >= prompt_bytes // 2:
+        if (suffix is None or doc.name.endswith(suffix)) and start > 0 and len(chunk) >= prompt_bytes // 2:
             chosen.append((doc.name, chunk))
     k = min(n, len(chosen))
     return [chosen[i * len(chosen) // k] for i in range(k)]
