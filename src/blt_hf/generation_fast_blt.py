@@ -19,17 +19,21 @@ from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
 from . import masks, sampling
-from .inputs import byte_ids
 from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
                              set_tail, tail)
+from .inputs import byte_ids
 
 # Design choices (DESIGN.md §5), matching the BLT-D training layout of modeling_fast_blt.py:
 # - A BLT-D block at position N starts a new patch: the open last patch is closed at N
 #   (`force_boundary`) and the global model runs on it, so the block cross-attends o_{i-1}, the last
 #   complete patch, exactly as a training block cut at patch start s_i. The forced boundary stays
 #   in the clean patching of the committed bytes; boundaries inside a block follow the entropy rule.
-# - Block inputs are byte-embedding lookups (MASK id for unknown bytes, no hash n-grams) at their own
-#   RoPE positions; a block sees every committed byte (window applied) and itself bidirectionally.
+# - Block inputs are byte-embedding lookups (MASK id for unknown bytes), or with
+#   config.diffusion_block_input = "encoder" byte + hash n-grams through the encoder layers, at their
+#   own RoPE positions; a block sees every committed byte (window applied) and itself bidirectionally.
+# - Options beyond the paper: `first_byte_from_ar` (the block's first byte from the next-byte head,
+#   free in the merged pass), `unmasking_fallback="leftmost"`, `repatch_blocks` (Algorithm 1: the
+#   block start's forced boundary is re-decided by the entropy patcher after commit).
 # - BLT-D merges the clean decoder pass over a committed block with the next block's first
 #   denoising pass (one decoder call), and the global pass over the block's inner patches with
 #   the next block's patch closing (one global call): global_calls == number of blocks and
@@ -476,8 +480,7 @@ def verify(model, st, o, chunk, counters, active):
 def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None):
     """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
 
-    Block inputs are plain byte embeddings (MASK included, no hash n-grams), at their own RoPE
-    positions; every block position cross-attends the latest latent (the patch `force_boundary`
+    Block inputs follow config.diffusion_block_input (`block_states`), at their own RoPE positions; every block position cross-attends the latest latent (the patch `force_boundary`
     just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
     missing (the clean pass of the previous block, merged: one decoder call instead of two); with
     `first_byte_from_ar` the last of them gives the block's first byte from the next-byte head,
