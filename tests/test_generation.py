@@ -7,6 +7,8 @@ no cache; BLT-S and BLT-DV must equal greedy AR byte for byte.
 import numpy as np
 import pytest
 import torch
+from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoBadWordsLogitsProcessor,
+                          NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor)
 from conftest import hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM, masks, sampling
@@ -390,11 +392,13 @@ def test_unknown_and_unsupported_arguments_raise_like_transformers(model):
     ids = random_ids(1, 5)
     with pytest.raises(ValueError, match=r"model_kwargs` are not used by the model: \['max_new_token'\]"):
         model.generate(ids, max_new_token=5)
-    for name, value in [("min_new_tokens", 3), ("repetition_penalty", 1.2), ("no_repeat_ngram_size", 2),
-                        ("bad_words_ids", [[5]]), ("num_beams", 2), ("output_scores", True), ("output_logits", True),
-                        ("logits_processor", LogitsProcessorList([TopKLogitsWarper(5)]))]:
+    for name, value in [("num_beams", 2), ("output_scores", True), ("output_logits", True)]:
         with pytest.raises(ValueError, match=rf"`{name}=.*` is not supported by blt_hf's decoding='diffusion'"):
             model.generate(ids, max_new_tokens=4, **{name: value})
+    for name, value in [("min_new_tokens", 3), ("repetition_penalty", 1.2), ("no_repeat_ngram_size", 2),
+                        ("bad_words_ids", [[5]]), ("logits_processor", LogitsProcessorList([TopKLogitsWarper(5)]))]:
+        with pytest.raises(ValueError, match=rf"`{name}` is not supported by decoding='diffusion'"):
+            model.generate(ids, max_new_tokens=4, decoding="diffusion", **{name: value})
     with pytest.raises(ValueError, match="is not supported by blt_hf's decoding='autoregressive'"):
         model.generate(ids, generation_config=GenerationConfig(num_beams=3, decoding="autoregressive"))
     with pytest.raises(ValueError, match="Greedy methods without beam search do not support `num_return_sequences`"):
@@ -438,3 +442,45 @@ def test_block_size_other_than_trained_warns(model, caplog):
         assert "differs from the block size" not in caplog.text
         greedy(model, random_ids(1, 5), 4, decoding="diffusion", block_size=2)
     assert "block_size=2 differs from the block size this model was trained with (4)" in caplog.text
+
+
+class PenaliseOdd:
+    """A custom logits processor: odd byte ids lose 3 nats (changes the greedy path on random weights)."""
+
+    def __call__(self, input_ids, scores):
+        scores = scores.clone()
+        scores[:, 1::2] -= 3.0
+        return scores
+
+
+def reference_processed_ar(model, ids, n, processors):
+    """Recompute everything for every byte; apply the processors to the full sequence so far."""
+    seq = ids
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(seq).logits[:, -1].float()
+            logits[:, SPECIAL] = float("-inf")
+            seq = torch.cat([seq, processors(seq, logits).argmax(-1, keepdim=True)], 1)
+    return seq
+
+
+PROCESSOR_CASES = {  # generate kwargs, and the transformers processor they mean (given the prompt length)
+    "repetition_penalty": (dict(repetition_penalty=3.0), lambda n: RepetitionPenaltyLogitsProcessor(3.0)),
+    "no_repeat_ngram_size": (dict(no_repeat_ngram_size=1), lambda n: NoRepeatNGramLogitsProcessor(1)),
+    "bad_words_ids": (dict(bad_words_ids=[[163], [98, 106]]),
+                      lambda n: NoBadWordsLogitsProcessor([[163], [98, 106]], [2])),
+    "min_new_tokens": (dict(min_new_tokens=10, eos_token_id=2), lambda n: MinNewTokensLengthLogitsProcessor(n, 10, [2])),
+    "logits_processor": (dict(logits_processor=LogitsProcessorList([PenaliseOdd()])), lambda n: PenaliseOdd()),
+}
+
+
+@pytest.mark.parametrize("case", list(PROCESSOR_CASES))
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion_verify"])
+def test_logits_processors_equal_a_recompute_reference(model, case, decoding):
+    ids = random_ids(1, 7, seed=32)
+    kwargs, processor = PROCESSOR_CASES[case]
+    out = model.generate(ids, max_new_tokens=16, do_sample=False, **fast(decoding), **{"eos_token_id": None, **kwargs})
+    ref = reference_processed_ar(model, ids, 16, LogitsProcessorList([processor(ids.shape[1])]))
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    if case != "min_new_tokens":  # the processors really change the greedy path
+        assert not torch.equal(ref, reference_ar(model, ids, 16))

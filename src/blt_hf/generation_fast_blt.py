@@ -55,10 +55,14 @@ OUR_OPTIONS = {"decoding", "block_size", "unmasking", "unmasking_fallback", "fir
                "confidence_threshold", "entropy_bound", "draft_length", "force_diffusion"}
 HF_OPTIONS = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p", "eos_token_id",
               "pad_token_id", "bos_token_id", "stop_strings", "tokenizer", "return_dict_in_generate",
-              "num_return_sequences", "use_cache", "stopping_criteria"}
+              "num_return_sequences", "use_cache", "stopping_criteria", "logits_processor", "repetition_penalty",
+              "no_repeat_ngram_size", "bad_words_ids", "min_new_tokens"}
+# Those that change the next-byte distribution: meaningful for the causal decoders (AR, and BLT-S /
+# BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
+PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                     "bad_words_ids": None, "min_new_tokens": None}
 # GenerationConfig features no decoder here implements, with the value that means "off".
-UNSUPPORTED = {"num_beams": 1, "num_beam_groups": 1, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
-               "bad_words_ids": None, "min_new_tokens": None, "min_length": 0, "logits_processor": None,
+UNSUPPORTED = {"num_beams": 1, "num_beam_groups": 1, "min_length": 0,
                "output_scores": False, "output_logits": False, "output_attentions": False,
                "output_hidden_states": False, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
                "diversity_penalty": 0.0, "penalty_alpha": None, "forced_bos_token_id": None,
@@ -107,6 +111,7 @@ class Options:
     entropy_bound: float
     draft_length: int
     eos_token_id: list
+    processors: object  # transformers LogitsProcessorList or None
     stop_strings: list
     return_dict: bool
     num_return_sequences: int
@@ -126,6 +131,33 @@ def check_arguments(o_decoding: str, generation_config, kwargs) -> None:
         if value is not None and value != off and not (hasattr(value, "__len__") and len(value) == 0):
             raise ValueError(f"`{name}={value!r}` is not supported by blt_hf's decoding={o_decoding!r} (greedy or "
                              f"sampled byte decoding; only `stopping_criteria`, stop strings and EOS end a row early)")
+
+
+def logits_processors(o, prompt_len, get):
+    """transformers' LogitsProcessorList for the processor options given (None when there are none)."""
+    from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoBadWordsLogitsProcessor,
+                              NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor)
+
+    values = {name: get(name, off) for name, off in PROCESSOR_OPTIONS.items()}
+    given = [n for n, v in values.items() if v is not None and v != PROCESSOR_OPTIONS[n] and not (
+        hasattr(v, "__len__") and len(v) == 0)]
+    if not given:
+        return None
+    if o.decoding == "diffusion":
+        raise ValueError(f"`{given[0]}` is not supported by decoding='diffusion': a block's bytes are ranked before "
+                         "their left context exists; use it with autoregressive, self_speculation or "
+                         "diffusion_verify (equal to autoregressive)")
+    processors = LogitsProcessorList()
+    if values["min_new_tokens"]:
+        processors.append(MinNewTokensLengthLogitsProcessor(prompt_len, values["min_new_tokens"], o.eos_token_id))
+    if values["repetition_penalty"] not in (None, 1.0):
+        processors.append(RepetitionPenaltyLogitsProcessor(values["repetition_penalty"]))
+    if values["no_repeat_ngram_size"]:
+        processors.append(NoRepeatNGramLogitsProcessor(values["no_repeat_ngram_size"]))
+    if values["bad_words_ids"]:
+        processors.append(NoBadWordsLogitsProcessor(values["bad_words_ids"], o.eos_token_id))
+    processors.extend(values["logits_processor"] or [])
+    return processors
 
 
 def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
@@ -170,11 +202,12 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
         first_byte_from_ar=bool(get("first_byte_from_ar", False)), repatch_blocks=bool(get("repatch_blocks", False)),
         confidence_threshold=number("confidence_threshold", 0.7),
         entropy_bound=number("entropy_bound", 1.0), draft_length=integer("draft_length", 4),
-        eos_token_id=[eos] if isinstance(eos, int) else list(eos), stop_strings=[stops] if isinstance(stops, str)
+        eos_token_id=[eos] if isinstance(eos, int) else list(eos), processors=None, stop_strings=[stops] if isinstance(stops, str)
         else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
         num_return_sequences=integer("num_return_sequences", 1),
     )
     check_arguments(opts.decoding, generation_config, kwargs)
+    opts.processors = logits_processors(opts, prompt_len, get)
     validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
     if opts.num_return_sequences > 1 and not opts.do_sample:
         raise ValueError("Greedy methods without beam search do not support `num_return_sequences` different than 1 "
@@ -459,13 +492,15 @@ def draft_decoder(model, st, tok, k, counters, active):
     return torch.cat(drafts, 1)
 
 
-def verify(model, st, o, chunk, counters, active):
+def verify(model, st, o, chunk, counters, active, process=None):
     """One causal BLT pass over chunk = [pending byte, drafts] (B, C); keep drafts up to the first
-    mismatch. -> (bytes to output (B, C), how many (B,), next pending byte (B,))."""
+    mismatch. -> (bytes to output (B, C), how many (B,), next pending byte (B,)). `process` applies the
+    logits processors at every position, with that position's own context (Tracker.process)."""
     start, C = st.length, chunk.shape[1]
     append(model, st, chunk, torch.ones_like(chunk, dtype=torch.bool))
     run_global(model, st, active, counters)
-    v = pick_ids(o, decode_clean(model, st, C, counters, active, all_logits=True))  # (B, C)
+    logits = decode_clean(model, st, C, counters, active, all_logits=True)
+    v = pick_ids(o, logits if process is None else process(logits, chunk))  # (B, C)
     accepted = (chunk[:, 1:] == v[:, :-1]).long().cumprod(-1).sum(-1)  # (B,)
     nxt = v.gather(1, accepted[:, None])[:, 0]  # the model's own byte: correction or free extra byte
     rollback(st, torch.where(active, start + 1 + accepted, start))
@@ -524,16 +559,16 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
 
 
 def decode_autoregressive(model, st, o, tr, counters, logits):
-    tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])
+    tok = tr.commit(pick_ids(o, tr.process(logits[:, -1:]))[:, :1])
     while tr.running():
         mask = append(model, st, tok, torch.ones_like(tok, dtype=torch.bool))
         run_global(model, st, tr.active, counters)
-        tok = tr.commit(pick_ids(o, decode_clean(model, st, 1, counters, tr.active, mask=mask)[:, -1])[:, None])
+        tok = tr.commit(pick_ids(o, tr.process(decode_clean(model, st, 1, counters, tr.active, mask=mask))))
 
 
 def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
     """BLT-S (decoder drafts) or BLT-DV (diffusion drafts), both verified by the causal pass."""
-    tok = tr.commit(pick_ids(o, logits[:, -1])[:, None])[:, 0]
+    tok = tr.commit(pick_ids(o, tr.process(logits[:, -1:])))[:, 0]
     while tr.running():
         # A cycle commits at most (drafted bytes + 1): draft no more than the bytes still needed.
         needed = int((tr.end - tr.n).max())
@@ -544,7 +579,7 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
             chunk = diffusion_draft(model, st, o, tok, counters, tr.active, tr.put_draft, size=k + 1)
         else:
             chunk = torch.cat([tok[:, None], draft_decoder(model, st, tok, k, counters, tr.active)], 1)
-        out, count, tok = verify(model, st, o, chunk, counters, tr.active)
+        out, count, tok = verify(model, st, o, chunk, counters, tr.active, tr.process)
         tr.commit(out, count)
 
 
@@ -619,6 +654,21 @@ class Tracker:
         self.active = self.n < self.end
         self.stream()
         return chunk
+
+    def process(self, logits, chunk=None):
+        """Logits processors on (B, C, V) next-byte logits: position j of row b predicts the byte after
+        prompt + the row's committed bytes + chunk[b, 1:j+1] (the drafts being verified), and sees exactly
+        that as input_ids, as transformers' generate would. Row by row: rows have different lengths."""
+        processors = self.o.processors
+        if processors is None:
+            return logits
+        out = logits.clone()
+        for b in range(logits.shape[0]):
+            seq = torch.cat([self.prompt[b], self.out[b, : int(self.n[b])]])
+            for j in range(logits.shape[1]):
+                context = seq if j == 0 else torch.cat([seq, chunk[b, 1: j + 1]])
+                out[b, j] = processors(context[None], logits[b, j][None].float())[0]
+        return out
 
     def criteria_met(self):
         """(B,) bool: the user's stopping criteria on each row's sequence so far (prompt + its own bytes),
