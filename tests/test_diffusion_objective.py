@@ -104,7 +104,7 @@ def test_changing_bytes_at_or_after_a_block_start_leaves_its_predictions(fixed_n
     with torch.no_grad():
         base = model(ids, labels=ids)  # noise is fixed by the fixture
         starts = base.block_targets  # not needed beyond shape; recompute starts from patching
-        ctx = model.model.contextualize(ids)
+        ctx = model.model.contextualize(ids, torch.ones_like(ids, dtype=torch.bool))
         opens = ctx.patching.starts & (ctx.position_ids > 0)
         block_starts = opens[0].nonzero().flatten()
         for j in (10, 25, 40):
@@ -169,7 +169,7 @@ def test_split_block_attention_equals_dense_masked_attention(window):
     valid = ids != 0
     valid[0] = True
     labels = ids.masked_fill(~valid, -100)
-    ctx = model.model.contextualize(ids, valid.long())
+    ctx = model.model.contextualize(ids, valid.bool())
     blocks = diffusion_objective.cut_blocks(ids, labels, ctx, 3, MASK)
     s = diffusion_objective.stream(ctx, blocks)
     N, (nb, Bs) = ids.shape[1], blocks.bytes.shape[1:]

@@ -487,9 +487,9 @@ class FastBltModel(FastBltPreTrainedModel):
         patch_pos = positions_in_document(patch_doc, patch_valid)
         return Patching(starts, ids, M, latent_ids, patch_pos, patch_doc, patch_valid)
 
-    def contextualize(self, input_ids, attention_mask=None) -> Context:
-        """Patch, encode and run the global transformer over clean bytes (BLT and BLT-D alike)."""
-        input_ids, valid = byte_ids(self.config, input_ids, attention_mask)
+    def contextualize(self, input_ids, valid) -> Context:
+        """Patch, encode and run the global transformer over clean bytes (BLT and BLT-D alike).
+        input_ids (B, N) int64 and valid (B, N) bool as `inputs.byte_ids` returns them (checked once)."""
         doc_ids = document_ids(input_ids, valid, self.config.bos_token_id)
         position_ids = positions_in_document(doc_ids, valid)
         patching = self.patch(input_ids, valid, position_ids, doc_ids)
@@ -498,7 +498,7 @@ class FastBltModel(FastBltPreTrainedModel):
         return Context(valid, position_ids, doc_ids, patching, h_bytes, global_states)
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        ctx = self.contextualize(input_ids, attention_mask)
+        ctx = self.contextualize(*byte_ids(self.config, input_ids, attention_mask))
         mask = self.byte_mask(ctx)
         return BaseModelOutput(last_hidden_state=self.decode(ctx.h_bytes, ctx.position_ids, mask, ctx.global_states,
                                                              ctx.patching.latent_ids))
