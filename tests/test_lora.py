@@ -4,7 +4,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
-from blt_hf.training import LORA_ATTENTION_MLP, lora_target_modules
+from blt_hf.lora import LORA_ATTENTION_MLP, lora_target_modules
 
 from conftest import random_ids, tiny_blt_fields
 
@@ -34,6 +34,15 @@ def test_peft_all_linear_reaches_patcher_but_our_targets_do_not():
                                                                  r=2)))
         assert ours and not any(".patcher." in n or n.endswith("lm_head.lora_A") for n in ours)
     assert len(ours) == len([n for n in stock if ".patcher." not in n])
+
+
+def test_lora_config_without_targets_adapts_attention_and_mlp_not_the_patcher():
+    default = _adapted_names(get_peft_model(_base(), LoraConfig(r=2)))
+    explicit = _adapted_names(get_peft_model(_base(), LoraConfig(target_modules=lora_target_modules(), r=2)))
+    assert default == explicit
+    leaves = {n.rsplit(".", 2)[-2] for n in default}
+    assert leaves == set(LORA_ATTENTION_MLP)
+    assert not any(".patcher." in n for n in default)
 
 
 def test_lora_save_reload_merge_roundtrip(tmp_path):

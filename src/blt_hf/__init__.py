@@ -2,7 +2,8 @@
 
 Importing the package registers `FastBltConfig` ("fast_blt"), `FastBltModel`,
 `FastBltForCausalLM` and `FastBltTokenizer` with the Auto classes, so a saved directory
-reloads offline through `AutoConfig` / `AutoModel(ForCausalLM)` / `AutoTokenizer`.
+reloads offline through `AutoConfig` / `AutoModel(ForCausalLM)` / `AutoTokenizer`, and makes
+attention + MLP (never the frozen patcher) PEFT's LoRA default for it.
 """
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from .configuration_fast_blt import (
     FastBltPatcherConfig,
 )
 from .convert import convert_checkpoint, export_to_transformers_blt, fast_blt_config_from_blt
+from .lora import register_peft_default
 from .modeling_fast_blt import FastBltForCausalLM, FastBltModel, FastBltPreTrainedModel
 from .tokenization_fast_blt import FastBltTokenizer
 from .tokenization_fast_blt_fast import FastBltTokenizerFast
@@ -25,6 +27,7 @@ AutoConfig.register(FastBltConfig.model_type, FastBltConfig)
 AutoModel.register(FastBltConfig, FastBltModel)
 AutoModelForCausalLM.register(FastBltConfig, FastBltForCausalLM)
 AutoTokenizer.register(FastBltConfig, slow_tokenizer_class=FastBltTokenizer, fast_tokenizer_class=FastBltTokenizerFast)
+register_peft_default(FastBltConfig.model_type)  # `LoraConfig()` without target_modules
 
 __version__ = "0.1.0"
 # The small BLT-D model trained by us on Python's standard library and shipped with the package.

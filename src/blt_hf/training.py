@@ -290,20 +290,3 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     with reporting_full_disk(args.output_dir):
         trainer.train(resume_from_checkpoint=resume_arg(args))
         return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)
-
-
-LORA_ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def lora_target_modules(model, names=LORA_ATTENTION_MLP) -> str:
-    """PEFT `target_modules` regex (full match on module paths) that never reaches the frozen patcher.
-
-    `names`: linear leaf names to adapt, or "all-linear" for every `nn.Linear` except the output
-    head. PEFT's own "all-linear" also wraps `model.patcher.*` (incl. the patcher's `lm_head`),
-    which would change the patch boundaries the model was trained with; this regex does not.
-    Self- and cross-attention share the q/k/v/o names, so both are adapted.
-    """
-    if names == "all-linear":
-        names = sorted({n.rsplit(".", 1)[-1] for n, mod in model.named_modules()
-                        if isinstance(mod, torch.nn.Linear) and ".patcher." not in f".{n}."} - {"lm_head"})
-    return rf"^(?!(.*\.)?patcher\.).*\.({'|'.join(names)})$"
