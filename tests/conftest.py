@@ -26,7 +26,7 @@ def tiny_blt_fields(cross_attn_k=2, hash_sizes=(3, 4, 5), enc_layers=1, enc_all=
 def sharpen_patcher(model, ids, quantile=0.6):
     """Make the random patcher's entropies spread out and put the threshold inside their range,
     so patches have several bytes (a random patcher is near-uniform: every byte a patch)."""
-    from blt_hf.modeling_fast_blt import entropy
+    from blt_hf.sampling import entropy
 
     inner = model.model
     with torch.no_grad():

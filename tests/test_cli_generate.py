@@ -77,7 +77,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_bad_option_is_a_clear_error(model_dir):
-    with pytest.raises(SystemExit, match="block_size must be between 1"):
+    with pytest.raises(SystemExit, match="`block_size` must be >= 1"):
         cli.main(["generate", "hello", "--model", model_dir, "--block-size", "0"])
 
 

@@ -12,7 +12,7 @@ from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor
 from conftest import hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM, masks, sampling
-from blt_hf.modeling_fast_blt import entropy
+from blt_hf.sampling import entropy
 
 SPECIAL = [0, 1, 3]  # PAD, BOS, MASK: never generated
 
@@ -296,16 +296,16 @@ def test_sampling_is_seeded_and_valid(model):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(decoding="beam"), "decoding must be one of"),
-    (dict(block_size=0), "block_size must be between 1 and the model's position range"),
+    (dict(decoding="beam"), "`decoding` must be one of"),
+    (dict(block_size=0), "`block_size` must be >= 1"),
     (dict(block_size=10**8), r"block_size must be between 1 and the model's position range \(4096"),
     (dict(draft_length=10**8), "draft_length must be between 1"),
-    (dict(unmasking_fallback="random"), "unmasking_fallback must be one of"),
-    (dict(confidence_threshold=0.0), r"confidence_threshold must be in \(0, 1\]"),
-    (dict(confidence_threshold=1.5), r"confidence_threshold must be in \(0, 1\]"),
-    (dict(entropy_bound=-1.0), "entropy_bound must be > 0"),
-    (dict(unmasking="random"), "unmasking must be one of"),
-    (dict(draft_length=0), "draft_length must be between 1"),
+    (dict(unmasking_fallback="random"), "`unmasking_fallback` must be one of"),
+    (dict(confidence_threshold=0.0), r"`confidence_threshold` must be in \(0, 1\]"),
+    (dict(confidence_threshold=1.5), r"`confidence_threshold` must be in \(0, 1\]"),
+    (dict(entropy_bound=-1.0), "`entropy_bound` must be > 0"),
+    (dict(unmasking="random"), "`unmasking` must be one of"),
+    (dict(draft_length=0), "`draft_length` must be >= 1"),
     (dict(max_new_tokens=10**6), "longer than the model allows"),
 ])
 def test_invalid_options_raise(model, kwargs, message):
@@ -380,7 +380,9 @@ def test_generation_config_defaults_and_overrides(model):
 
     gc = GenerationConfig(max_new_tokens=6, decoding="autoregressive", do_sample=False, eos_token_id=None)
     assert torch.equal(model.generate(ids, generation_config=gc), greedy(model, ids, 6))
-    assert model.generate(ids, max_new_tokens=0).shape == (1, 5)
+    with pytest.raises(ValueError, match="`max_new_tokens` must be greater than 0"):  # as transformers
+        model.generate(ids, max_new_tokens=0)
+    assert model.generate(ids, max_length=5).shape == (1, 5)  # a max_length the prompt already fills
 
 
 # ----------------------------------------------------------------------------- generate() arguments
@@ -392,18 +394,22 @@ def test_unknown_and_unsupported_arguments_raise_like_transformers(model):
     ids = random_ids(1, 5)
     with pytest.raises(ValueError, match=r"model_kwargs` are not used by the model: \['max_new_token'\]"):
         model.generate(ids, max_new_token=5)
-    for name, value in [("num_beams", 2), ("output_scores", True), ("output_logits", True)]:
+    for name, value in [("num_beams", 2), ("max_time", 3.0), ("renormalize_logits", True), ("typical_p", 0.5)]:
         with pytest.raises(ValueError, match=rf"`{name}=.*` is not supported by blt_hf's decoding='diffusion'"):
             model.generate(ids, max_new_tokens=4, **{name: value})
+    for name in ("output_scores", "output_logits"):
+        for decoding in ("diffusion", "self_speculation", "diffusion_verify"):
+            with pytest.raises(ValueError, match=rf"`{name}=True` is supported by decoding='autoregressive' only"):
+                model.generate(ids, max_new_tokens=4, decoding=decoding, **{name: True})
     for name, value in [("min_new_tokens", 3), ("repetition_penalty", 1.2), ("no_repeat_ngram_size", 2),
                         ("bad_words_ids", [[5]]), ("logits_processor", LogitsProcessorList([TopKLogitsWarper(5)]))]:
         with pytest.raises(ValueError, match=rf"`{name}` is not supported by decoding='diffusion'"):
             model.generate(ids, max_new_tokens=4, decoding="diffusion", **{name: value})
     with pytest.raises(ValueError, match="is not supported by blt_hf's decoding='autoregressive'"):
         model.generate(ids, generation_config=GenerationConfig(num_beams=3, decoding="autoregressive"))
-    with pytest.raises(ValueError, match="Greedy methods without beam search do not support `num_return_sequences`"):
+    with pytest.raises(ValueError, match="Greedy methods .*without beam search do not support `num_return_sequences`"):
         model.generate(ids, max_new_tokens=4, do_sample=False, num_return_sequences=2)
-    with pytest.raises(TypeError, match="max_new_tokens must be an integer, got 1.5"):
+    with pytest.raises(TypeError, match="`max_new_tokens` must be an integer, got 1.5"):
         model.generate(ids, max_new_tokens=1.5)
 
 
@@ -432,6 +438,36 @@ def test_stopping_criteria_end_each_row(model, decoding):
     assert out.tolist() == free[: len(out)].tolist() and len(out) > first  # a prefix that reached the byte
     if decoding == "autoregressive":
         assert len(out) == first + 1  # byte by byte: stops right after it
+
+
+class StopAfterBytes:
+    """Batch-aware like lm-eval's MultiTokenEOSCriteria: built for a batch size, keeps a done flag per
+    row, and looks only at the tail of each row."""
+
+    def __init__(self, batch_size, stops):
+        self.done, self.stops = [False] * batch_size, stops
+
+    def __call__(self, input_ids, scores, **kwargs):
+        for i, stop in enumerate(self.stops):
+            self.done[i] = self.done[i] or int(input_ids[i, -1]) == stop
+        return torch.tensor(self.done)
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "self_speculation", "diffusion", "diffusion_verify"])
+def test_batch_aware_stopping_criteria_see_the_whole_batch(model, decoding):
+    from transformers import StoppingCriteriaList
+
+    ids = random_ids(2, 6, seed=21)
+    free = greedy(model, ids, 24, **fast(decoding))[:, 6:]
+    stops = [int(free[0, 4]), int(free[1, 9])]
+    out = greedy(model, ids, 24, stopping_criteria=StoppingCriteriaList([StopAfterBytes(2, stops)]),
+                 **fast(decoding))[:, 6:]
+    for row, stop in enumerate(stops):
+        got = [b for b in out[row].tolist() if b != 0]
+        first = free[row].tolist().index(stop)
+        assert got == free[row, : len(got)].tolist() and len(got) > first
+        if decoding == "autoregressive":
+            assert len(got) == first + 1
 
 
 def test_block_size_other_than_trained_warns(model, caplog):
@@ -484,3 +520,33 @@ def test_logits_processors_equal_a_recompute_reference(model, case, decoding):
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     if case != "min_new_tokens":  # the processors really change the greedy path
         assert not torch.equal(ref, reference_ar(model, ids, 16))
+
+
+def test_output_scores_and_logits_equal_a_recompute_reference(model):
+    ids, n = random_ids(1, 7, seed=32), 12
+    out = model.generate(ids, max_new_tokens=n, decoding="autoregressive", do_sample=False, eos_token_id=None,
+                         repetition_penalty=3.0, output_scores=True, output_logits=True)
+    assert len(out.scores) == len(out.logits) == n and out.sequences.shape == (1, 7 + n)
+    processor, seq = RepetitionPenaltyLogitsProcessor(3.0), ids
+    with torch.no_grad():
+        for step in range(n):
+            logits = model(seq).logits[:, -1].float()
+            logits[:, SPECIAL] = float("-inf")
+            scores = processor(seq, logits.clone())
+            torch.testing.assert_close(out.logits[step], logits, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(out.scores[step], scores, atol=1e-4, rtol=1e-4)
+            seq = torch.cat([seq, scores.argmax(-1, keepdim=True)], 1)
+    torch.testing.assert_close(out.sequences, seq, rtol=0, atol=0)
+
+
+def test_sampled_output_scores_are_the_warped_distribution(model):
+    from blt_hf.sampling import process_logits
+
+    torch.manual_seed(0)
+    out = model.generate(random_ids(2, 6), max_new_tokens=8, decoding="autoregressive", do_sample=True,
+                         temperature=0.7, top_k=5, eos_token_id=None, output_scores=True, output_logits=True)
+    assert out.sequences.shape == (2, 14)
+    for step, (scores, logits) in enumerate(zip(out.scores, out.logits)):
+        torch.testing.assert_close(scores, process_logits(logits, 0.7, 5, 1.0))
+        assert (scores.isfinite().sum(-1) == 5).all()
+        assert scores.gather(-1, out.sequences[:, 6 + step, None]).isfinite().all()  # chosen from these

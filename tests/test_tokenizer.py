@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,8 +206,14 @@ def test_auto_tokenizer_without_blt_hf(saved):
         from transformers import AutoTokenizer
         out = {}
         for path in sys.argv[1:]:
-            t = AutoTokenizer.from_pretrained(path)
+            try:
+                AutoTokenizer.from_pretrained(path)
+                refused = False
+            except ValueError as err:  # auto_map: custom code runs only when the user says so
+                refused = "trust_remote_code=True" in str(err)
+            t = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
             out[path] = {
+                "refused": refused,
                 "cls": type(t).__name__,
                 "ids": [t(s).input_ids for s in TEXTS],
                 "decoded": [t.decode(t(s).input_ids, skip_special_tokens=True) for s in TEXTS],
@@ -219,13 +226,15 @@ def test_auto_tokenizer_without_blt_hf(saved):
         """
     ).replace("TEXTS", repr(texts))
     paths = [saved[False][0], saved[True][0]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, env=env, timeout=120)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(Path(paths[0]).parent / "modules")}
+    proc = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, env=env, timeout=120,
+                          stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = json.loads(proc.stdout[proc.stdout.index("{"):])  # after transformers' "run the custom code?" prompt
     for add_eos, path in zip((False, True), paths):
         py, r = saved[add_eos][1], res[path]
-        assert r["cls"] == "TokenizersBackend"  # transformers' fallback for an unknown tokenizer_class
+        assert r["refused"] and r["cls"] == type(py).__name__  # our class, from the code saved beside it
         assert r["ids"] == [py(s).input_ids for s in texts]
         assert r["decoded"] == texts
         assert r["special"] == [0, 1, 2, 3, 260] and r["max_len"] == 4096

@@ -125,8 +125,8 @@ def _generate(args, rest):
     ids = _prompt_ids(args.prompt)
     kwargs = {k: getattr(args, k) for k in _GENERATE_KNOBS if getattr(args, k) is not None}
     try:
-        o = resolve_options(model, ids.shape[1], None, dict(kwargs))
-    except ValueError as err:
+        o, _ = resolve_options(model, ids.shape[1], None, dict(kwargs))
+    except (ValueError, TypeError) as err:
         raise SystemExit(f"blt-hf generate: {err}")
     streamer = None
     if args.show_steps:
@@ -159,24 +159,26 @@ def _positive_int(text) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION
+    from .generation_config_fast_blt import DECODINGS, UNMASKING
+    from .sampling import FALLBACKS
 
     parser = argparse.ArgumentParser(prog="blt-hf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="continue a prompt with the shipped model (or --model DIR)")
     gen.add_argument("prompt", help="text to continue ('-' reads stdin)")
     gen.add_argument("--model", default=None, help="checkpoint directory (default: the shipped blt_hf/default_model)")
-    gen.add_argument("--decoding", choices=["autoregressive", "diffusion", "self_speculation", "diffusion_verify"],
+    gen.add_argument("--decoding", choices=DECODINGS,
                      default=None, help="default: the model's generation_config (BLT-D for a BLT-D model)")
     gen.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=128, help="new bytes (default 128)")
     gen.add_argument("--block-size", dest="block_size", type=int, default=None, help="BLT-D / BLT-DV block (bytes)")
-    gen.add_argument("--unmasking", choices=["confidence", "entropy_bound", "one_step"], default=None,
+    gen.add_argument("--unmasking", choices=UNMASKING, default=None,
                      help="BLT-D / BLT-DV rule: which masked bytes each pass fills")
     gen.add_argument("--confidence-threshold", dest="confidence_threshold", type=float, default=None,
                      help="confidence rule's alpha (paper: 0.5 / 0.7)")
     gen.add_argument("--entropy-bound", dest="entropy_bound", type=float, default=None,
                      help="entropy-bound rule's gamma in nats (paper: 0.8 / 1.0)")
     gen.add_argument("--draft-length", dest="draft_length", type=int, default=None, help="BLT-S drafted bytes k")
-    gen.add_argument("--unmasking-fallback", dest="unmasking_fallback", choices=["most_confident", "leftmost"],
+    gen.add_argument("--unmasking-fallback", dest="unmasking_fallback", choices=FALLBACKS,
                      default=None, help="confidence rule: which byte to fill when none passes the threshold")
     gen.add_argument("--first-byte-from-ar", dest="first_byte_from_ar", action=argparse.BooleanOptionalAction,
                      default=None, help="BLT-D: take each block's first byte from the next-byte head")

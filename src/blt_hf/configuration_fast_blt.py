@@ -254,3 +254,7 @@ class FastBltConfig(PreTrainedConfig):
         for sub in ("patcher_config", "encoder_config", "decoder_config"):
             size = getattr(self, sub).vocab_size
             _require(size == self.vocab_size, f"{sub}.vocab_size ({size}) must equal vocab_size ({self.vocab_size})")
+
+
+# Saved configs carry `auto_map` and this code, so they load with `trust_remote_code=True` without blt_hf.
+FastBltConfig.register_for_auto_class()

@@ -19,8 +19,9 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from . import masks
 from .configuration_fast_blt import FastBltPatcherConfig
-from .modeling_fast_blt import (FastBltPatcher, FastBltPreTrainedModel, document_ids, entropy,
+from .modeling_fast_blt import (FastBltPatcher, FastBltPreTrainedModel, document_ids,
                                 patch_starts_from_entropies, positions_in_document)
+from .sampling import entropy
 from .tokenization_fast_blt import BOS_ID
 
 DEFAULT_TARGET_PATCH_SIZE = 4.0  # paper: patches average 4 bytes

@@ -18,10 +18,12 @@ import torch
 from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
-from . import masks, sampling
 from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
                              set_tail, tail)
+from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
+from .masks import causal_mask, decoder_cross_mask
+from .sampling import entropy, process_logits, sample, select_positions
 
 # Design choices (DESIGN.md §5), matching the BLT-D training layout of modeling_fast_blt.py:
 # - A BLT-D block at position N starts a new patch: the open last patch is closed at N
@@ -49,38 +51,20 @@ from .inputs import byte_ids
 #   denoising pass, one per BLT-S/DV cycle (row lengths), one per commit for stopping.
 
 logger = logging.getLogger(__name__)
-DECODINGS = ("autoregressive", "diffusion", "self_speculation", "diffusion_verify")
-# generate() arguments these decoders honour; anything else raises (stock transformers' behaviour).
-OUR_OPTIONS = {"decoding", "block_size", "unmasking", "unmasking_fallback", "first_byte_from_ar", "repatch_blocks",
-               "confidence_threshold", "entropy_bound", "draft_length", "force_diffusion"}
-HF_OPTIONS = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p", "eos_token_id",
-              "pad_token_id", "bos_token_id", "stop_strings", "tokenizer", "return_dict_in_generate",
-              "num_return_sequences", "use_cache", "stopping_criteria", "logits_processor", "repetition_penalty",
-              "no_repeat_ngram_size", "bad_words_ids", "min_new_tokens"}
+# generate() arguments that are not generation-config fields: the rest are FastBltGenerationConfig's.
+RUNTIME_ARGUMENTS = {"tokenizer", "stopping_criteria", "logits_processor", "force_diffusion"}
+# Config fields the decoders honour; any other field set away from its default raises, as does an
+# unknown name (stock transformers' behaviour), instead of being ignored.
+HONOURED = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p", "eos_token_id",
+            "pad_token_id", "bos_token_id", "stop_strings", "return_dict_in_generate", "num_return_sequences",
+            "use_cache", "repetition_penalty", "no_repeat_ngram_size", "bad_words_ids", "min_new_tokens",
+            "output_scores", "output_logits", *DECODER_DEFAULTS}
 # Those that change the next-byte distribution: meaningful for the causal decoders (AR, and BLT-S /
 # BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
 PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
                      "bad_words_ids": None, "min_new_tokens": None}
-# GenerationConfig features no decoder here implements, with the value that means "off".
-UNSUPPORTED = {"num_beams": 1, "num_beam_groups": 1, "min_length": 0,
-               "output_scores": False, "output_logits": False, "output_attentions": False,
-               "output_hidden_states": False, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
-               "diversity_penalty": 0.0, "penalty_alpha": None, "forced_bos_token_id": None,
-               "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
-               "sequence_bias": None, "guidance_scale": None, "assistant_model": None, "min_p": None,
-               "prompt_lookup_num_tokens": None, "exponential_decay_length_penalty": None}
-UNMASKING = ("confidence", "entropy_bound", "one_step")
-
-
-def default_generation_config(config) -> GenerationConfig:
-    """Decoding defaults saved in generation_config.json: diffusion for a BLT-D model, else AR."""
-    block = config.diffusion_block_size
-    return GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
-        do_sample=False, max_new_tokens=128,
-        decoding="diffusion" if block > 0 else "autoregressive", block_size=block or 8,
-        unmasking="confidence", confidence_threshold=0.7, entropy_bound=1.0, draft_length=4,
-    )
+# Per-step outputs: the autoregressive decoder only (one distribution per committed byte).
+STEP_OUTPUTS = ("output_scores", "output_logits")
 
 
 @dataclass
@@ -89,6 +73,8 @@ class FastBltGenerateOutput(ModelOutput):
 
     sequences: torch.Tensor | None = None
     decoder_calls: torch.Tensor | None = None
+    scores: tuple | None = None  # output_scores (AR): per new byte, the (B, V) scores it was chosen from
+    logits: tuple | None = None  # output_logits (AR): per new byte, the raw (B, V) next-byte logits
     global_calls: torch.Tensor | None = None
     accepted_bytes: torch.Tensor | None = None
     drafted_bytes: torch.Tensor | None = None
@@ -115,30 +101,65 @@ class Options:
     stop_strings: list
     return_dict: bool
     num_return_sequences: int
+    output_scores: bool
+    output_logits: bool
 
 
 # ----------------------------------------------------------------------------- options and validation
 
 
-def check_arguments(o_decoding: str, generation_config, kwargs) -> None:
-    """Stock-style errors for arguments no decoder here uses: unknown names, and features left unset."""
-    unknown = sorted(k for k in kwargs if k not in OUR_OPTIONS | HF_OPTIONS | UNSUPPORTED.keys())
-    if unknown:
-        raise ValueError(f"The following `model_kwargs` are not used by the model: {unknown} (note: typos in the "
-                         "generate arguments will also show up in this list)")
-    for name, off in UNSUPPORTED.items():
-        value = kwargs[name] if name in kwargs else getattr(generation_config, name, off)
+def merged_config(model, generation_config, kwargs) -> tuple[FastBltGenerationConfig, dict, set]:
+    """transformers' precedence: kwargs > an explicit `generation_config` > the model's generation_config >
+    FastBltGenerationConfig's defaults. -> (config, runtime arguments, names the caller set)."""
+    gc = FastBltGenerationConfig.from_dict((generation_config or GenerationConfig()).to_dict())
+    runtime = {}
+    for name, value in kwargs.items():
+        if name in RUNTIME_ARGUMENTS:
+            runtime[name] = value
+        elif not hasattr(gc, name):
+            unknown = sorted(k for k in kwargs if k not in RUNTIME_ARGUMENTS and not hasattr(gc, k))
+            raise ValueError(f"The following `model_kwargs` are not used by the model: {unknown} (note: typos in the "
+                             "generate arguments will also show up in this list)")
+        elif value is not None:  # None: unset, as in transformers
+            setattr(gc, name, value)
+    user_set = {k for k, v in vars(gc).items() if v is not None and not k.startswith("_")}
+    fill_unset(gc, model.generation_config.to_dict())
+    if any(getattr(gc, name) for name in STEP_OUTPUTS):
+        gc.return_dict_in_generate = True  # as transformers
+    gc.validate(user_set_attributes=user_set)
+    # after validate: the global defaults are not the caller's choices (no "top_k is set" warning)
+    fill_unset(gc, gc._get_default_generation_params())
+    return gc, runtime, user_set
+
+
+def fill_unset(gc, values) -> None:
+    for name, value in values.items():
+        if not name.startswith("_") and name in vars(gc) and getattr(gc, name) is None:
+            setattr(gc, name, value)
+
+
+def check_supported(gc: FastBltGenerationConfig) -> None:
+    """Config fields no decoder here implements must keep their default; say which one and why."""
+    neutral = FastBltGenerationConfig()
+    fill_unset(neutral, neutral._get_default_generation_params())
+    for name, value in vars(gc).items():
+        if name in HONOURED or name.startswith("_") or name == "transformers_version":
+            continue
+        off = getattr(neutral, name, None)
         if value is not None and value != off and not (hasattr(value, "__len__") and len(value) == 0):
-            raise ValueError(f"`{name}={value!r}` is not supported by blt_hf's decoding={o_decoding!r} (greedy or "
+            raise ValueError(f"`{name}={value!r}` is not supported by blt_hf's decoding={gc.decoding!r} (greedy or "
                              f"sampled byte decoding; only `stopping_criteria`, stop strings and EOS end a row early)")
+    for name in STEP_OUTPUTS:
+        if getattr(gc, name) and gc.decoding != "autoregressive":
+            raise ValueError(f"`{name}=True` is supported by decoding='autoregressive' only (one distribution per "
+                             f"new byte); got decoding={gc.decoding!r}")
 
 
-def logits_processors(o, prompt_len, get):
+def logits_processors(o, prompt_len, values):
     """transformers' LogitsProcessorList for the processor options given (None when there are none)."""
     from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoBadWordsLogitsProcessor,
                               NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor)
 
-    values = {name: get(name, off) for name, off in PROCESSOR_OPTIONS.items()}
     given = [n for n, v in values.items() if v is not None and v != PROCESSOR_OPTIONS[n] and not (
         hasattr(v, "__len__") and len(v) == 0)]
     if not given:
@@ -160,68 +181,37 @@ def logits_processors(o, prompt_len, get):
     return processors
 
 
-def resolve_options(model, prompt_len, generation_config, kwargs) -> Options:
-    """Merge model.generation_config, an explicit generation_config and kwargs (kwargs win); validate."""
-    configs = [c for c in (generation_config, model.generation_config) if c is not None]
-
-    def get(name, default=None):
-        if name in kwargs:
-            return default if kwargs[name] is None else kwargs[name]
-        for gc in configs:  # an explicit generation_config, then the model's (custom keys via getattr)
-            value = getattr(gc, name, None)
-            if value is not None:
-                return value
-        return default
-
-    def integer(name, default):
-        value = get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-        return value
-
-    def number(name, default):
-        value = get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
-        return float(value)
-
-    max_new = integer("max_new_tokens", 128)
-    if kwargs.get("max_length") is not None and kwargs.get("max_new_tokens") is None:  # explicit max_length wins
-        max_new = integer("max_length", None) - prompt_len
-    elif (generation_config is not None and "max_new_tokens" not in kwargs
-          and generation_config.max_new_tokens is None and generation_config.max_length is not None):
-        max_new = generation_config.max_length - prompt_len  # an explicit config's max_length, as transformers
-    eos = get("eos_token_id", [])
-    stops = get("stop_strings", [])
+def resolve_options(model, prompt_len, generation_config, kwargs) -> tuple[Options, dict]:
+    """The merged, validated settings of one generate() call -> (Options, runtime arguments)."""
+    gc, runtime, user_set = merged_config(model, generation_config, kwargs)
+    check_supported(gc)
+    max_new = gc.max_new_tokens
+    if "max_length" in user_set and "max_new_tokens" not in user_set:  # the caller's max_length, as transformers
+        max_new = gc.max_length - prompt_len
+    eos, stops = gc.eos_token_id, gc.stop_strings or []
     opts = Options(
-        decoding=get("decoding", "autoregressive"), max_new_tokens=max_new,
-        do_sample=bool(get("do_sample", False)), temperature=number("temperature", 1.0),
-        top_k=integer("top_k", 0), top_p=number("top_p", 1.0),
-        block_size=integer("block_size", model.config.diffusion_block_size or 8),
-        unmasking=get("unmasking", "confidence"), unmasking_fallback=get("unmasking_fallback", "most_confident"),
-        first_byte_from_ar=bool(get("first_byte_from_ar", False)), repatch_blocks=bool(get("repatch_blocks", False)),
-        confidence_threshold=number("confidence_threshold", 0.7),
-        entropy_bound=number("entropy_bound", 1.0), draft_length=integer("draft_length", 4),
-        eos_token_id=[eos] if isinstance(eos, int) else list(eos), processors=None, stop_strings=[stops] if isinstance(stops, str)
-        else list(stops), return_dict=bool(get("return_dict_in_generate", False)),
-        num_return_sequences=integer("num_return_sequences", 1),
+        decoding=gc.decoding, max_new_tokens=max_new, do_sample=bool(gc.do_sample), temperature=float(gc.temperature),
+        top_k=gc.top_k, top_p=float(gc.top_p), block_size=gc.block_size, unmasking=gc.unmasking,
+        unmasking_fallback=gc.unmasking_fallback, first_byte_from_ar=gc.first_byte_from_ar,
+        repatch_blocks=gc.repatch_blocks, confidence_threshold=float(gc.confidence_threshold),
+        entropy_bound=float(gc.entropy_bound), draft_length=gc.draft_length,
+        eos_token_id=[] if eos is None else [eos] if isinstance(eos, int) else list(eos), processors=None,
+        stop_strings=[stops] if isinstance(stops, str) else list(stops), return_dict=bool(gc.return_dict_in_generate),
+        num_return_sequences=gc.num_return_sequences, output_scores=bool(gc.output_scores),
+        output_logits=bool(gc.output_logits),
     )
-    check_arguments(opts.decoding, generation_config, kwargs)
-    opts.processors = logits_processors(opts, prompt_len, get)
-    validate(model, opts, prompt_len, bool(kwargs.get("force_diffusion", False)))
-    if opts.num_return_sequences > 1 and not opts.do_sample:
-        raise ValueError("Greedy methods without beam search do not support `num_return_sequences` different than 1 "
-                         f"(got {opts.num_return_sequences}).")
+    opts.processors = logits_processors(opts, prompt_len, {**{n: getattr(gc, n, None) for n in PROCESSOR_OPTIONS},
+                                                           "logits_processor": runtime.get("logits_processor")})
+    validate(model, opts, prompt_len, bool(runtime.get("force_diffusion", False)))
     # Work is bounded by the bytes asked for: a block or draft longer than max_new_tokens can only add
     # positions that are never committed (buffers are sized from these).
     opts.block_size = min(opts.block_size, max(opts.max_new_tokens, 1))
     opts.draft_length = min(opts.draft_length, max(opts.max_new_tokens, 1))
-    return opts
+    return opts, runtime
 
 
 def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
-    if o.decoding not in DECODINGS:
-        raise ValueError(f"decoding must be one of {DECODINGS}, got {o.decoding!r}")
+    """What FastBltGenerationConfig.validate cannot check alone: the model, the prompt, the mix of options."""
     trained = model.config.diffusion_block_size > 0
     if o.decoding in ("diffusion", "diffusion_verify") and not (trained or force_diffusion):
         raise ValueError(f"decoding={o.decoding!r} needs a model trained with the BLT-D objective "
@@ -231,18 +221,10 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
         if not 1 <= getattr(o, name) <= limit:
             raise ValueError(f"{name} must be between 1 and the model's position range ({limit}, "
                              f"config.max_position_embeddings), got {getattr(o, name)}")
-    if o.unmasking not in UNMASKING:
-        raise ValueError(f"unmasking must be one of {UNMASKING}, got {o.unmasking!r}")
     trained_block = model.config.diffusion_block_size
     if o.decoding == "diffusion" and trained and o.block_size != trained_block:
         logger.warning("block_size=%d differs from the block size this model was trained with (%d): BLT-D quality "
                        "is only known for the trained one", o.block_size, trained_block)
-    if o.unmasking_fallback not in sampling.FALLBACKS:
-        raise ValueError(f"unmasking_fallback must be one of {sampling.FALLBACKS}, got {o.unmasking_fallback!r}")
-    if not 0 < o.confidence_threshold <= 1:
-        raise ValueError(f"confidence_threshold must be in (0, 1], got {o.confidence_threshold}")
-    if not o.entropy_bound > 0:
-        raise ValueError(f"entropy_bound must be > 0, got {o.entropy_bound}")
     if o.do_sample and not 0 < o.temperature < float("inf"):
         raise ValueError(f"temperature must be > 0 and finite when sampling, got {o.temperature}")
     if not 0 < o.top_p <= 1 or o.top_k < 0:
@@ -268,7 +250,7 @@ def key_mask(st: DecodeState, q_pos, end, window):
     hi = view(st)
     cols = torch.arange(hi, device=q_pos.device)
     ok = st.valid[:, :hi].bool() & (cols < end[:, None])
-    return masks.causal_mask(q_pos, st.pos[:, :hi], ok, window)
+    return causal_mask(q_pos, st.pos[:, :hi], ok, window)
 
 
 def write_bytes(st: DecodeState, cols, ids, valid, t, offset: int = 0):
@@ -282,8 +264,6 @@ def write_bytes(st: DecodeState, cols, ids, valid, t, offset: int = 0):
 
 def run_patcher(model, st, cols, pos, ids, mask):
     """Entropy model on the new bytes with its KV cache -> H (B, Q) in nats."""
-    from .modeling_fast_blt import entropy
-
     st.patcher.cols, st.patcher.hi = cols, view(st)
     return entropy(model.model.patcher(ids, pos, mask, st.patcher))
 
@@ -377,7 +357,7 @@ def run_global(model, st, active, counters) -> None:
     gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
     ghi = done_max + n_new
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
-    mask = masks.causal_mask(gpos, key_cols, key_cols < total[:, None])
+    mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
     st.global_.cols, st.global_.hi = gpos, ghi
     out = inner.global_transformer(latents, gpos, mask, st.global_)  # (B, n_new, Hg)
     slots = inner.local_decoder.latent_slots(out).view(*gpos.shape, k, -1)  # (B, n_new, k, Hd)
@@ -417,7 +397,7 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
 
     Clean queries attend causally to committed slots < end. If `block_end` (B,) is given, queries
     at cols >= end form a BLT-D block: they see the committed slots (window applied) and the whole
-    block [end, block_end) bidirectionally, nothing else (masks.block_diffusion_mask in training).
+    block [end, block_end) bidirectionally, nothing else (block_diffusion_mask in training).
     """
     inner, k, hi = model.model, model.config.cross_attn_k, view(st)
     if mask is None:
@@ -429,7 +409,7 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
         cross = cross[None, None].expand(h.shape[0], 1, Q, Q * k)
     else:  # long chunk (prefill): every processed patch, masked to each query's latent
         slots = st.lat[:, : st.patch_hi].flatten(1, 2)
-        cross = masks.decoder_cross_mask(latent, st.patch_hi, k)
+        cross = decoder_cross_mask(latent, st.patch_hi, k)
     st.decoder.cols, st.decoder.hi = cols, hi
     return inner.local_decoder(h, pos, mask, slots, cross, st.decoder)
 
@@ -459,7 +439,7 @@ def special_masked(model, logits):
 
 def pick(o: Options, logits):
     """-> (ids, probability of each chosen id): BLT-D's unmasking rules need the confidence."""
-    return sampling.sample(logits, o.do_sample, o.temperature, o.top_k, o.top_p)
+    return sample(logits, o.do_sample, o.temperature, o.top_k, o.top_p)
 
 
 def pick_ids(o: Options, logits):
@@ -541,11 +521,11 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
         if ar_first:  # block offset 0 reads the next-byte head (the last clean byte's logits) ...
             logits = torch.cat([logits[:, :1], logits[:, 2:]], 1)
         ids, conf = pick(o, logits)
-        ent = sampling.entropy(logits)
+        ent = entropy(logits)
         if ar_first:  # ... and is always taken in this pass: certain under both rules
             conf, ent = conf.clone(), ent.clone()
             conf[:, 0], ent[:, 0] = 2.0, 0.0
-        chosen = sampling.select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
+        chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
                                            o.unmasking_fallback)
         counters["decoder_calls"] += (active & masked.any(-1)).long()
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
@@ -558,12 +538,22 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
 # ----------------------------------------------------------------------------- the four decoders
 
 
-def decode_autoregressive(model, st, o, tr, counters, logits):
-    tok = tr.commit(pick_ids(o, tr.process(logits[:, -1:]))[:, :1])
-    while tr.running():
+def decode_autoregressive(model, st, o, tr, counters, logits, steps):
+    """One byte per cycle; `steps` collects output_scores / output_logits (one (B, V) per new byte)."""
+    logits = logits[:, -1:]
+    while True:
+        scores = tr.process(logits)
+        if o.output_logits:
+            steps["logits"].append(logits[:, 0].float())
+        if o.output_scores:  # what the byte is chosen from: processed, and warped when sampling, as transformers
+            warped = process_logits(scores.float(), o.temperature, o.top_k, o.top_p) if o.do_sample else scores
+            steps["scores"].append(warped[:, 0].float())
+        tok = tr.commit(pick_ids(o, scores))
+        if not tr.running():
+            return
         mask = append(model, st, tok, torch.ones_like(tok, dtype=torch.bool))
         run_global(model, st, tr.active, counters)
-        tok = tr.commit(pick_ids(o, tr.process(decode_clean(model, st, 1, counters, tr.active, mask=mask))))
+        logits = decode_clean(model, st, 1, counters, tr.active, mask=mask)
 
 
 def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
@@ -671,12 +661,16 @@ class Tracker:
         return out
 
     def criteria_met(self):
-        """(B,) bool: the user's stopping criteria on each row's sequence so far (prompt + its own bytes),
-        row by row (rows have different lengths; as in transformers, a criterion sees (1, length))."""
-        n = torch.minimum(self.n, self.end).tolist()
-        met = [bool(self.criteria(torch.cat([self.prompt[b:b + 1], self.out[b:b + 1, :n[b]]], 1), None).any())
-               for b in range(len(n))]
-        return torch.tensor(met, device=self.n.device)
+        """(B,) bool: the user's stopping criteria, called once on the whole batch as transformers does.
+        Rows may hold different numbers of new bytes (BLT-S / BLT-DV commit several at a time, stopped
+        rows stop growing), so each row is right-aligned behind extra left padding: every row ends with
+        its latest byte, which is what stop-sequence criteria (transformers', lm-eval's) look at."""
+        n = torch.minimum(self.n, self.end)
+        width = int(n.max())
+        full = torch.cat([self.prompt, self.out[:, :width]], 1)  # row b: prompt + its first n[b] new bytes
+        src = torch.arange(full.shape[1], device=n.device) - (width - n)[:, None]
+        aligned = torch.where(src >= 0, full.gather(1, src.clamp(min=0)), 0)  # 0 = PAD
+        return self.criteria(aligned, None).bool()
 
     def stop_string_end(self):
         """(B,) output length up to and including each row's first stop string (cap + 1 if none)."""
@@ -717,7 +711,7 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     """FastBltForCausalLM.generate: every kwarg pipeline("text-generation") passes is accepted."""
     input_ids = kwargs.pop("inputs", None) if input_ids is None else input_ids
     input_ids, valid = byte_ids(model.config, input_ids, attention_mask, left_padded=True)
-    o = resolve_options(model, input_ids.shape[-1], generation_config, kwargs)
+    o, runtime = resolve_options(model, input_ids.shape[-1], generation_config, kwargs)
     if streamer is not None and len(input_ids) * o.num_return_sequences > 1:
         # Rows commit different numbers of bytes per step (BLT-S / BLT-DV / stops), so there is no
         # (batch, k) chunk to put(); transformers' own TextStreamer is batch-1 only as well.
@@ -730,20 +724,22 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     device, pad_id = input_ids.device, model.config.pad_token_id or 0
     if streamer is not None:
         streamer.put(input_ids.cpu())
-    tr = Tracker(o, B, device, streamer, kwargs.get("stopping_criteria"), input_ids)
+    tr = Tracker(o, B, device, streamer, runtime.get("stopping_criteria"), input_ids)
     counters = {name: torch.zeros(B, dtype=torch.long, device=device)
                 for name in ("decoder_calls", "global_calls", "accepted_bytes", "drafted_bytes")}
+    steps = {"scores": [], "logits": []}
     if o.max_new_tokens > 0:
-        run_decoding(model, o, input_ids, valid, tr, counters)
+        run_decoding(model, o, input_ids, valid, tr, counters, steps)
     if streamer is not None:
         streamer.end()
     sequences = tr.sequences(input_ids, pad_id)
     if not o.return_dict:
         return sequences
-    return FastBltGenerateOutput(sequences=sequences, **counters)
+    return FastBltGenerateOutput(sequences=sequences, scores=tuple(steps["scores"]) if o.output_scores else None,
+                                 logits=tuple(steps["logits"]) if o.output_logits else None, **counters)
 
 
-def run_decoding(model, o, input_ids, valid, tr, counters):
+def run_decoding(model, o, input_ids, valid, tr, counters, steps):
     B, N = input_ids.shape
     slack = max(o.block_size, o.draft_length) + 2
     st = new_state(model.config, B, N + o.max_new_tokens + 2 * slack, slack, model.dtype, input_ids.device,
@@ -754,5 +750,5 @@ def run_decoding(model, o, input_ids, valid, tr, counters):
     run_global(model, st, tr.active, counters)
     logits = decode_clean(model, st, N, counters, tr.active)
     if o.decoding == "autoregressive":
-        return decode_autoregressive(model, st, o, tr, counters, logits)
+        return decode_autoregressive(model, st, o, tr, counters, logits, steps)
     return decode_speculative(model, st, o, tr, counters, logits, diffusion=o.decoding == "diffusion_verify")

@@ -21,11 +21,15 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from . import diffusion_objective, masks
 from .configuration_fast_blt import FastBltConfig
+from .diffusion_objective import cut_blocks, ids_before, masked_block_loss, noise, stream
+from .generation_config_fast_blt import FastBltGenerationConfig
+from .generation_fast_blt import generate
 from .inputs import byte_ids
+from .masks import (BlockDiffusionMask, additive, causal_mask, decoder_cross_mask, decoder_latent_ids, patch_pool_mask,
+                    start_indices)
+from .sampling import entropy
 from .tokenization_fast_blt import BYTE_OFFSET
-from .generation_fast_blt import default_generation_config, generate
 
 # Where from_pretrained looks for a file: passed through when reading a checkpoint's config first.
 HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
@@ -96,7 +100,7 @@ def attention(module, query, key, value, attention_mask):
     return out.reshape(*out.shape[:2], -1)
 
 
-def block_diffusion_attention(module, q, k, v, mask: masks.BlockDiffusionMask):
+def block_diffusion_attention(module, q, k, v, mask: BlockDiffusionMask):
     """Self-attention over [clean (N); nb blocks of Bs] with additive `mask` parts, exactly equal to
     dense attention under `masks.block_diffusion_mask` but without the block x other-block work:
     clean queries attend causally to clean keys; each block query takes one softmax over the clean
@@ -143,7 +147,7 @@ class FastBltSelfAttention(FastBltAttentionBase):
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         if cache is not None:  # any object with DynamicCache's update(k, v, layer_idx) -> (k_all, v_all)
             k, v = cache.update(k, v, self.layer_idx)
-        if isinstance(attention_mask, masks.BlockDiffusionMask):
+        if isinstance(attention_mask, BlockDiffusionMask):
             return self.o_proj(block_diffusion_attention(self, q, k, v, attention_mask))
         return self.o_proj(attention(self, q, k, v, attention_mask))
 
@@ -195,7 +199,7 @@ class FastBltStack(nn.Module):
 
     def run_layers(self, h, position_ids, mask, cache=None):
         rotary = self.rotary(position_ids, h.dtype)
-        mask = masks.additive(mask, h.dtype)
+        mask = additive(mask, h.dtype)
         for layer in self.layers:
             h = layer(h, rotary, mask, cache)
         return h
@@ -216,13 +220,6 @@ class FastBltPatcher(FastBltStack):
     def forward(self, input_ids, position_ids, mask, cache=None):
         h = self.run_layers(self.embed_tokens(input_ids), position_ids, mask, cache)
         return self.lm_head(self.norm(h))
-
-
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of each next-byte distribution, computed as torch.distributions does."""
-    logits = logits.float()
-    logp = logits - logits.logsumexp(-1, keepdim=True)
-    return -(logp.clamp(min=torch.finfo(logp.dtype).min) * logp.softmax(-1)).sum(-1)
 
 
 def patch_starts_from_entropies(entropies, valid, position_ids, threshold: float, max_patch_length: int | None):
@@ -322,7 +319,7 @@ class FastBltLocalEncoder(FastBltStack):
         empty = byte_states.new_zeros(B, num_patches + 1, He)
         queries = empty.scatter_reduce(1, index, byte_states, reduce="amax", include_self=False)[:, :num_patches]
         queries = self.patch_embedding_projection(queries).reshape(B, num_patches * k, He)
-        mask = masks.additive(masks.patch_pool_mask(patch_ids, num_patches, k), byte_states.dtype)
+        mask = additive(patch_pool_mask(patch_ids, num_patches, k), byte_states.dtype)
         latents = queries + self.cross_attn_layers[-1](queries, byte_states, mask)
         return latents.reshape(B, num_patches, k * He)
 
@@ -364,7 +361,7 @@ class FastBltLocalDecoder(FastBltStack):
         """(B, N, Hd) -> (B, N, Hd) normed states. mask (B,1,N,K) bool; cross_mask (B,1,N,M*k) bool."""
         h = byte_states
         rotary = self.rotary(position_ids, h.dtype)
-        mask, cross_mask = masks.additive(mask, h.dtype), masks.additive(cross_mask, h.dtype)
+        mask, cross_mask = additive(mask, h.dtype), additive(cross_mask, h.dtype)
         for i, layer in enumerate(self.layers):
             if i < len(self.cross_attn_layers):
                 h = h + self.cross_attn_layers[i](h, slots, cross_mask)
@@ -474,14 +471,14 @@ class FastBltModel(FastBltPreTrainedModel):
         else:
             window = c.patcher_config.sliding_window
             window = window if window is not None and window < input_ids.shape[1] else None
-            mask = masks.causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
+            mask = causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
             ent = entropy(self.patcher(input_ids, position_ids, mask))
             starts_ext = patch_starts_from_entropies(ent, valid, pos_ext, c.patching_threshold, c.max_patch_length)
         starts = starts_ext[:, :-1] & valid
         ids = torch.where(valid, starts.long().cumsum(-1) - 1, -1)
-        latent_ids = torch.where(valid, masks.decoder_latent_ids(ids, starts_ext[:, 1:]), -1)
+        latent_ids = torch.where(valid, decoder_latent_ids(ids, starts_ext[:, 1:]), -1)
         M = int(starts.sum(-1).max())
-        first_byte = masks.start_indices(starts, M)  # (B, M)
+        first_byte = start_indices(starts, M)  # (B, M)
         patch_valid = first_byte < input_ids.shape[1]
         patch_doc = doc_ids.gather(1, first_byte.clamp(max=input_ids.shape[1] - 1))
         patch_pos = positions_in_document(patch_doc, patch_valid)
@@ -505,13 +502,13 @@ class FastBltModel(FastBltPreTrainedModel):
 
     def encode(self, input_ids, valid, position_ids, doc_ids, patching: Patching):
         """Local encoder: bytes -> byte states (B, N, He) and patch latents (B, M, k*He)."""
-        mask = masks.causal_mask(position_ids, position_ids, valid, self.window(valid.shape[1]), doc_ids, doc_ids)
+        mask = causal_mask(position_ids, position_ids, valid, self.window(valid.shape[1]), doc_ids, doc_ids)
         h_bytes = self.local_encoder(self.embed(input_ids, doc_ids), position_ids, mask)
         return h_bytes, self.local_encoder.pool(h_bytes, patching.ids, patching.num_patches)
 
     def global_step(self, latents, p: Patching):
         """Global transformer over each row's patches (causal within a document; padding masked)."""
-        mask = masks.causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
+        mask = causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
         return self.global_transformer(latents, p.patch_pos, mask)
 
     def window(self, length: int):
@@ -521,12 +518,12 @@ class FastBltModel(FastBltPreTrainedModel):
 
     def byte_mask(self, ctx: Context):
         pos, doc = ctx.position_ids, ctx.doc_ids
-        return masks.causal_mask(pos, pos, ctx.valid, self.window(pos.shape[1]), doc, doc)
+        return causal_mask(pos, pos, ctx.valid, self.window(pos.shape[1]), doc, doc)
 
     def decode(self, h, position_ids, mask, global_states, latent_ids):
         """Local decoder over any stream of byte states; `latent_ids` (B, T) picks each one's latent."""
         slots = self.local_decoder.latent_slots(global_states)
-        cross = masks.decoder_cross_mask(latent_ids, global_states.shape[1], self.config.cross_attn_k)
+        cross = decoder_cross_mask(latent_ids, global_states.shape[1], self.config.cross_attn_k)
         return self.local_decoder(h, position_ids, mask, slots, cross)
 
 
@@ -545,12 +542,12 @@ class FastBltCausalLMOutput(ModelOutput):
 
 
 class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
+    generation_config_class = FastBltGenerationConfig
     def __init__(self, config: FastBltConfig):
-        super().__init__(config)
+        super().__init__(config)  # generation_config = FastBltGenerationConfig.from_model_config(config)
         self.model = FastBltModel(config)
         self.lm_head = nn.Linear(config.decoder_config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-        self.generation_config = default_generation_config(config)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, logits_to_keep: int = 0,
                 diffusion_t: float | None = None, **kwargs):
@@ -576,13 +573,13 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
     def diffusion_forward(self, ctx, input_ids, labels, block_size, t=None, num_items_in_batch=None, **kwargs):
         """L_clean + L_mask over the decoder stream [clean; noised blocks] (DESIGN.md §2)."""
         inner, N = self.model, input_ids.shape[1]
-        blocks = diffusion_objective.cut_blocks(input_ids, labels, ctx, block_size, self.config.mask_token_id)
-        noisy, masked, t = diffusion_objective.noise(blocks, self.config.mask_token_id, t)
-        s = diffusion_objective.stream(ctx, blocks)
-        mask = masks.BlockDiffusionMask.from_stream(s, N, *noisy.shape[1:], inner.window(N + block_size))
+        blocks = cut_blocks(input_ids, labels, ctx, block_size, self.config.mask_token_id)
+        noisy, masked, t = noise(blocks, self.config.mask_token_id, t)
+        s = stream(ctx, blocks)
+        mask = BlockDiffusionMask.from_stream(s, N, *noisy.shape[1:], inner.window(N + block_size))
         if self.config.diffusion_block_input == "encoder":  # blocks through the encoder, under the block mask
             w = max(self.config.encoder_hash_byte_group_size) - 1
-            block_embeds = inner.embed_blocks(diffusion_objective.ids_before(input_ids, ctx, blocks, w), noisy)
+            block_embeds = inner.embed_blocks(ids_before(input_ids, ctx, blocks, w), noisy)
             embeds = torch.cat([inner.embed(input_ids, ctx.doc_ids), block_embeds.flatten(1, 2)], 1)
             h_blocks = inner.local_encoder(embeds, s["pos"], mask)[:, N:]  # (the clean part equals ctx.h_bytes)
         else:
@@ -593,7 +590,7 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)
         loss_clean = self.loss_function(logits, labels, self.config.vocab_size,
                                         num_items_in_batch=num_items_in_batch, **kwargs)
-        loss_mask = diffusion_objective.masked_block_loss(block_logits, blocks, masked, t)
+        loss_mask = masked_block_loss(block_logits, blocks, masked, t)
         loss_mask = loss_mask * self.config.diffusion_loss_weight
         if num_items_in_batch is not None:
             # Trainer sums micro-batch losses under gradient accumulation when it passes the count;
@@ -627,9 +624,22 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
                 kwargs["config"], converted = config, True
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         if converted:  # BLT's own generation_config knows none of our decoders: ours, for the converted config
-            model.generation_config = default_generation_config(model.config)
+            model.generation_config = FastBltGenerationConfig.from_model_config(model.config)
         probe_finite(model, pretrained_model_name_or_path)
         return model
+
+    def adjust_generation_fn(self, *args, **kwargs):
+        """transformers loads generation_config.json as a plain GenerationConfig: make it ours (typed, validated)."""
+        super().adjust_generation_fn(*args, **kwargs)
+        if not isinstance(self.generation_config, FastBltGenerationConfig):
+            self.generation_config = FastBltGenerationConfig.from_dict(self.generation_config.to_dict())
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' save, plus `auto_map["AutoModel"]`: register_for_auto_class records one Auto class
+        per saved object, and the base model loads from the same copied modeling file."""
+        auto_map = getattr(self.config, "auto_map", None) or {}
+        self.config.auto_map = {**auto_map, "AutoModel": f"{MODULE}.{FastBltModel.__name__}"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 @torch.no_grad()
@@ -648,3 +658,11 @@ def probe_finite(model, source) -> None:
         bad = [n for n, p in params.items() if not torch.isfinite(p).all()]
         raise ValueError(f"{source}: the weights give non-finite logits on a probe input, so the checkpoint is corrupt "
                          f"(non-finite values in {bad[:5] or 'no single tensor: check the values'})")
+
+
+# save_pretrained copies this file and everything it imports relatively (hence `from .x import y`
+# everywhere: transformers' copier does not see `from . import x`) and writes `auto_map`, so a saved
+# model loads with `trust_remote_code=True` in a process that never imports blt_hf.
+MODULE = __name__.rsplit(".", 1)[-1]
+FastBltModel.register_for_auto_class("AutoModel")
+FastBltForCausalLM.register_for_auto_class("AutoModelForCausalLM")

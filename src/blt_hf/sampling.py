@@ -35,10 +35,14 @@ def sample(logits, do_sample: bool, temperature=1.0, top_k=0, top_p=1.0, generat
     return ids, probs.gather(-1, ids[..., None])[..., 0]
 
 
-def entropy(logits):
-    """(..., V) -> (...) entropy in nats of softmax(logits)."""
-    logp = logits.float().log_softmax(-1)
-    return -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1)
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """(..., V) -> (...) entropy in nats of softmax(logits), computed as torch.distributions does.
+
+    The one entropy of the package: the patcher's boundaries (equal to transformers' BLT) and the
+    entropy-bound unmasking rule both use it."""
+    logits = logits.float()
+    logp = logits - logits.logsumexp(-1, keepdim=True)
+    return -(logp.clamp(min=torch.finfo(logp.dtype).min) * logp.softmax(-1)).sum(-1)
 
 
 def first_true(mask):

@@ -167,6 +167,9 @@ class FastBltTokenizer(PreTrainedTokenizer):
         return (*files, path)
 
 
+# Saved tokenizers carry auto_map + this code (trust_remote_code=True loads them without blt_hf).
+FastBltTokenizer.register_for_auto_class("AutoTokenizer")
+
 __all__ = [
     "BOS_ID",
     "BYTE_OFFSET",

@@ -24,3 +24,7 @@ class FastBltTokenizerFast(TokenizersBackend):
         super().__init__(tokenizer_file=tokenizer_file, add_bos=add_bos, add_eos=add_eos,
                          model_max_length=model_max_length, padding_side=padding_side,
                          split_special_tokens=split_special_tokens, **kwargs)
+
+
+# Saved tokenizers carry auto_map + this code (trust_remote_code=True loads them without blt_hf).
+FastBltTokenizerFast.register_for_auto_class("AutoTokenizer")

@@ -28,9 +28,10 @@ from .data import DEFAULT_SEQ_LEN, DEFAULT_VALIDATION_FRACTION, build_corpus
 from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE, FastBltEntropyModel,
                             calibrate_threshold, install_patcher)
 from .evaluation import bits_per_byte
-from .generation_fast_blt import default_generation_config
+from .generation_config_fast_blt import FastBltGenerationConfig
 from .modeling_fast_blt import FastBltForCausalLM
 from .tokenization_fast_blt import FastBltTokenizer
+from .tokenization_fast_blt_fast import FastBltTokenizerFast
 
 logger = logging.getLogger(__name__)
 ENTROPY_DIR, FINAL_DIR, CALIBRATION_FILE = "entropy_model", "final", "calibration.json"
@@ -209,7 +210,7 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
         model = FastBltForCausalLM.from_pretrained(m.model_name_or_path)
         if m.diffusion_block_size is not None:
             model.config.diffusion_block_size = m.diffusion_block_size
-            model.generation_config = default_generation_config(model.config)  # decode with the trained B
+            model.generation_config = FastBltGenerationConfig.from_model_config(model.config)  # decode with the trained B
         if m.diffusion_loss_weight is not None:
             model.config.diffusion_loss_weight = m.diffusion_loss_weight
         if m.diffusion_block_input is not None:
@@ -286,7 +287,7 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     trainer = FastBltTrainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set,
                              data_collator=collator(),
                       # saved with every checkpoint and the final model, with the model's one length limit
-                      processing_class=FastBltTokenizer(model_max_length=model.config.max_bytes))
+                      processing_class=FastBltTokenizerFast(model_max_length=model.config.max_bytes))
     with reporting_full_disk(args.output_dir):
         trainer.train(resume_from_checkpoint=resume_arg(args))
         return trainer, save_final(trainer, Path(args.output_dir) / FINAL_DIR)

@@ -1,0 +1,1 @@
+../cache_fast_blt.py

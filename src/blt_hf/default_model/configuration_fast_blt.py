@@ -1,0 +1,1 @@
+../configuration_fast_blt.py

@@ -1,0 +1,1 @@
+../generation_config_fast_blt.py

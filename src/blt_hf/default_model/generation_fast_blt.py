@@ -1,0 +1,1 @@
+../generation_fast_blt.py

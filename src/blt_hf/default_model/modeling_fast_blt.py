@@ -1,0 +1,1 @@
+../modeling_fast_blt.py

@@ -1,0 +1,1 @@
+../tokenization_fast_blt_fast.py
