@@ -20,6 +20,7 @@ import torch
 
 import blt_hf
 from blt_hf import FastBltConfig, FastBltForCausalLM, FastBltTokenizer
+from blt_hf.cost import bandwidth_gb, param_counts
 
 SETTINGS = [  # (name, generate kwargs)
     ("ar", dict(decoding="autoregressive")),
@@ -61,19 +62,6 @@ def random_model(preset: str = "tiny", seed: int = 0) -> FastBltForCausalLM:
     return model
 
 
-def param_counts(model):
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    inner = model.model
-    return dict(decoder=count(inner.local_decoder) + count(model.lm_head), encoder=count(inner.local_encoder),
-                global_=count(inner.global_transformer), patcher=count(inner.patcher) if inner.patcher else 0,
-                hash_tables=count(inner.encoder_hash_tok_embedding))
-
-
-def bandwidth_gb(p, decoder_calls, global_calls):
-    """Fast BLT eq. 8: 2 bytes per weight per pass."""
-    return 2 * (decoder_calls * p["decoder"] + global_calls * (p["encoder"] + p["global_"])) / 1e9
-
-
 def best_of(repeats, fn):
     """(min seconds over `repeats` runs, last result): the CPU is shared, the minimum is the least noisy."""
     best = float("inf")
@@ -85,7 +73,8 @@ def best_of(repeats, fn):
 
 
 def run_ours(model, prompts, new_bytes, kwargs, repeats=1):
-    totals = dict(bytes=0, seconds=0.0, decoder_calls=0, global_calls=0, accepted=0, drafted=0)
+    totals = dict(bytes=0, seconds=0.0, decoder_calls=0, global_calls=0, accepted=0, drafted=0,
+                  paper_decoder_calls=0, paper_global_calls=0)
     for ids in prompts:
         model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None, **kwargs)  # warm-up
         seconds, out = best_of(repeats, lambda: model.generate(ids, max_new_tokens=new_bytes, do_sample=False,
@@ -94,7 +83,8 @@ def run_ours(model, prompts, new_bytes, kwargs, repeats=1):
         totals["seconds"] += seconds
         totals["bytes"] += out.sequences.shape[1] - ids.shape[1]
         for key, field in (("decoder_calls", "decoder_calls"), ("global_calls", "global_calls"),
-                           ("accepted", "accepted_bytes"), ("drafted", "drafted_bytes")):
+                           ("accepted", "accepted_bytes"), ("drafted", "drafted_bytes"),
+                           ("paper_decoder_calls", "paper_decoder_calls"), ("paper_global_calls", "paper_global_calls")):
             totals[key] += int(getattr(out, field).sum())
     return totals
 
@@ -115,6 +105,7 @@ def run_transformers(model, prompts, new_bytes, repeats=1):
         n = out.shape[1] - ids.shape[1]
         totals.update(bytes=totals["bytes"] + n, decoder_calls=totals["decoder_calls"] + n,
                       global_calls=totals["global_calls"] + n)  # one full forward per byte
+    totals.update(paper_decoder_calls=totals["decoder_calls"], paper_global_calls=totals["global_calls"])
     return totals
 
 
@@ -159,17 +150,21 @@ def report(rows, params, args, block):
                           decoder_calls_per_byte=r["decoder_calls"] / r["bytes"],
                           global_calls_per_byte=r["global_calls"] / r["bytes"],
                           acceptance=r["accepted"] / r["drafted"] if r["drafted"] else None,
-                          est_bandwidth_gb=bw, bandwidth_reduction_vs_ar=1 - bw / bw_ar))
+                          est_bandwidth_gb=bw, bandwidth_reduction_vs_ar=1 - bw / bw_ar,
+                          paper_global_calls_per_byte=r["paper_global_calls"] / r["bytes"],
+                          paper_bandwidth_reduction_vs_ar=1 - bandwidth_gb(
+                              params, r["paper_decoder_calls"], r["paper_global_calls"]) / bw_ar))
     print(f"device: cpu, {torch.get_num_threads()} thread(s), torch {torch.__version__}; "
           f"model {args.model or args.preset}; block size {block}; "
           f"{len(args.prompts)} prompt(s) x {args.new_bytes} new bytes; params {params}")
     print(f"{'setting':18s} {'bytes':>6s} {'bytes/s':>9s} {'dec/byte':>9s} {'glob/byte':>9s} {'accept':>7s} "
-          f"{'BW GB':>9s} {'BW red.':>8s}")
+          f"{'BW GB':>9s} {'BW red.':>8s} {'paper glob/byte':>15s} {'paper BW red.':>13s}")
     for t in table:
         acc = f"{t['acceptance']:.2f}" if t["acceptance"] is not None else "-"
         print(f"{t['setting']:18s} {t['bytes']:6d} {t['bytes_per_s']:9.1f} {t['decoder_calls_per_byte']:9.3f} "
               f"{t['global_calls_per_byte']:9.3f} {acc:>7s} {t['est_bandwidth_gb']:9.5f} "
-              f"{100 * t['bandwidth_reduction_vs_ar']:7.1f}%")
+              f"{100 * t['bandwidth_reduction_vs_ar']:7.1f}% {t['paper_global_calls_per_byte']:15.3f} "
+              f"{100 * t['paper_bandwidth_reduction_vs_ar']:12.1f}%")
     if "transformers_blt" in rows:
         speedup = table[0]["bytes_per_s"] / table[-1]["bytes_per_s"]
         print(f"cached AR vs transformers BltForCausalLM.generate(use_cache=False): {speedup:.1f}x bytes/s")

@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_generate import bandwidth_gb, best_of, param_counts  # noqa: E402
+from bench_generate import best_of  # noqa: E402
 
 import blt_hf  # noqa: E402
+from blt_hf.cost import bandwidth_gb, param_counts  # noqa: E402
 from blt_hf import FastBltForCausalLM  # noqa: E402
 from blt_hf.data import split_documents, stdlib_documents  # noqa: E402
 from blt_hf.generation_quality import continuation_prompts, to_ids  # noqa: E402

@@ -550,3 +550,29 @@ def test_sampled_output_scores_are_the_warped_distribution(model):
         torch.testing.assert_close(scores, process_logits(logits, 0.7, 5, 1.0))
         assert (scores.isfinite().sum(-1) == 5).all()
         assert scores.gather(-1, out.sequences[:, 6 + step, None]).isfinite().all()  # chosen from these
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "diffusion", "self_speculation", "diffusion_verify"])
+def test_counters_as_we_run_and_as_the_paper_counts(model, decoding):
+    from blt_hf.cost import bandwidth_gb, generation_cost, param_counts
+
+    ids, n = random_ids(2, 6, seed=5), 12
+    out = greedy(model, ids, n, return_dict_in_generate=True, **fast(decoding))
+    cycles = out.cycles
+    assert (out.paper_decoder_calls == out.decoder_calls).all()  # decoder passes: the same count
+    if decoding == "autoregressive":
+        assert (cycles == n).all() and (out.encoder_calls == n).all()  # prompt + every byte but the last
+        assert torch.equal(out.paper_global_calls, out.global_calls)
+    elif decoding == "diffusion":
+        blocks = -(-n // 4)
+        assert (cycles == blocks).all() and (out.global_calls == blocks).all() and (out.encoder_calls == blocks).all()
+        assert torch.equal(out.paper_global_calls, cycles)
+    else:  # the prompt's pass, then a draft and a verification pass per cycle
+        assert torch.equal(out.paper_global_calls, 2 * cycles - 1)
+        assert (out.paper_global_calls >= out.global_calls).all()
+        # 1 byte from the prompt's pass, then accepted + 1 per cycle (drafts never overshoot the budget)
+        assert torch.equal(cycles + out.accepted_bytes, torch.full_like(cycles, n))
+    cost = generation_cost(model, out, decoding, 2 * n)
+    params = param_counts(model)
+    assert cost["paper_est_bandwidth_gb"] == pytest.approx(
+        bandwidth_gb(params, int(out.paper_decoder_calls.sum()), int(out.paper_global_calls.sum())))

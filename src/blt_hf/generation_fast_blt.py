@@ -8,7 +8,8 @@ global transformer a per-patch one (cache_fast_blt.py); only new bytes and newly
 patches are computed. One cycle = `append` (patcher + encoder on new bytes, incremental
 patching) -> `run_global` (patches completed since the last call) -> `run_decoder`.
 Counters: `decoder_calls` = local-decoder passes, `global_calls` = global-transformer passes that
-processed at least one patch of the row (the encoder runs with every append and is not counted).
+processed at least one patch of the row, `encoder_calls` = encoder passes, `cycles` = commits; the
+paper's own counts (`paper_*`, cost.py) sit beside them.
 """
 
 import logging
@@ -20,6 +21,7 @@ from transformers.utils import ModelOutput
 
 from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
                              set_tail, tail)
+from .cost import paper_counts
 from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
 from .masks import causal_mask, decoder_cross_mask
@@ -63,21 +65,27 @@ HONOURED = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k",
 # BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
 PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
                      "bad_words_ids": None, "min_new_tokens": None}
+# Per-row counters (return_dict_in_generate); cost.py adds the paper's counts from `cycles`.
+COUNTERS = ("decoder_calls", "global_calls", "encoder_calls", "accepted_bytes", "drafted_bytes")
 # Per-step outputs: the autoregressive decoder only (one distribution per committed byte).
 STEP_OUTPUTS = ("output_scores", "output_logits")
 
 
 @dataclass
 class FastBltGenerateOutput(ModelOutput):
-    """sequences (B, N + new); per-row counters (B,) long."""
+    """sequences (B, N + new); per-row counters (B,) long (cost.py: what they mean, the paper's counts)."""
 
     sequences: torch.Tensor | None = None
-    decoder_calls: torch.Tensor | None = None
     scores: tuple | None = None  # output_scores (AR): per new byte, the (B, V) scores it was chosen from
-    logits: tuple | None = None  # output_logits (AR): per new byte, the raw (B, V) next-byte logits
+    logits: tuple | None = None  # output_logits (AR): per new byte, the (B, V) next-byte logits
+    decoder_calls: torch.Tensor | None = None
     global_calls: torch.Tensor | None = None
+    encoder_calls: torch.Tensor | None = None
+    cycles: torch.Tensor | None = None
     accepted_bytes: torch.Tensor | None = None
     drafted_bytes: torch.Tensor | None = None
+    paper_decoder_calls: torch.Tensor | None = None
+    paper_global_calls: torch.Tensor | None = None
 
 
 @dataclass
@@ -321,8 +329,10 @@ def run_encoder(model, st, cols, pos, mask):
     st.enc.scatter_(1, cols[..., None].expand_as(h), h)
 
 
-def append(model, st, ids, valid):
+def append(model, st, ids, valid, counters=None, active=None):
     """Commit Q new bytes per row: patcher + incremental patching + encoder. The decoder runs later."""
+    if counters is not None:
+        counters["encoder_calls"] += active.long()
     c, Q, t = model.config, ids.shape[1], tail(st)
     cols = st.length[:, None] + torch.arange(Q, device=ids.device)
     st.len_hi += Q
@@ -464,6 +474,7 @@ def draft_decoder(model, st, tok, k, counters, active):
         pos = write_bytes(st, cols, x, ones, t, offset=i)
         mask = key_mask(st, pos, st.length + i + 1, window)
         run_encoder(model, st, cols, pos, mask)
+        counters["encoder_calls"] += active.long()
         h = st.enc.gather(1, cols[..., None].expand(-1, -1, st.enc.shape[-1]))
         out = run_decoder(model, st, h, cols, pos, latent, st.length + i + 1, mask=mask)
         x = special_masked(model, model.lm_head(out).float()).argmax(-1)  # (B, 1)
@@ -477,7 +488,7 @@ def verify(model, st, o, chunk, counters, active, process=None):
     mismatch. -> (bytes to output (B, C), how many (B,), next pending byte (B,)). `process` applies the
     logits processors at every position, with that position's own context (Tracker.process)."""
     start, C = st.length, chunk.shape[1]
-    append(model, st, chunk, torch.ones_like(chunk, dtype=torch.bool))
+    append(model, st, chunk, torch.ones_like(chunk, dtype=torch.bool), counters, active)
     run_global(model, st, active, counters)
     logits = decode_clean(model, st, C, counters, active, all_logits=True)
     v = pick_ids(o, logits if process is None else process(logits, chunk))  # (B, C)
@@ -528,6 +539,8 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
         chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
                                            o.unmasking_fallback)
         counters["decoder_calls"] += (active & masked.any(-1)).long()
+        if model.config.diffusion_block_input == "encoder":  # the block went through the encoder layers
+            counters["encoder_calls"] += (active & masked.any(-1)).long()
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
         if on_pass is not None:
             on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
@@ -551,7 +564,7 @@ def decode_autoregressive(model, st, o, tr, counters, logits, steps):
         tok = tr.commit(pick_ids(o, scores))
         if not tr.running():
             return
-        mask = append(model, st, tok, torch.ones_like(tok, dtype=torch.bool))
+        mask = append(model, st, tok, torch.ones_like(tok, dtype=torch.bool), counters, tr.active)
         run_global(model, st, tr.active, counters)
         logits = decode_clean(model, st, 1, counters, tr.active, mask=mask)
 
@@ -602,7 +615,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
             break
         if o.repatch_blocks:  # Algorithm 1: the entropy patcher re-decides the block start's boundary
             restore_boundary(st, saved)
-        append(model, st, block, torch.ones_like(block, dtype=torch.bool))  # clean pass: patcher + encoder
+        append(model, st, block, torch.ones_like(block, dtype=torch.bool), counters, tr.active)  # clean pass
         # Re-patching may reopen the patch before the block, whose last byte's decoder KV read the
         # forced latent: the merged clean pass redoes that byte too.
         q_clean = o.block_size + o.repatch_blocks
@@ -626,10 +639,12 @@ class Tracker:
         self.stops = [torch.tensor(list(s.encode("utf-8")), device=device) + 4 for s in o.stop_strings if s]
         self.active = self.n < self.end
         self.streamed = 0
+        self.cycles = torch.zeros(batch, dtype=torch.long, device=device)  # commits a row took part in
 
     def commit(self, chunk, count=None):
         """Append chunk (B, C), `count` (B,) bytes of it per row; update where rows stop. -> chunk."""
         C = chunk.shape[1]
+        self.cycles += self.active.long()
         count = torch.full_like(self.n, C) if count is None else count
         j = torch.arange(C, device=chunk.device)
         kept = (j < count[:, None]) & self.active[:, None]
@@ -725,8 +740,7 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     if streamer is not None:
         streamer.put(input_ids.cpu())
     tr = Tracker(o, B, device, streamer, runtime.get("stopping_criteria"), input_ids)
-    counters = {name: torch.zeros(B, dtype=torch.long, device=device)
-                for name in ("decoder_calls", "global_calls", "accepted_bytes", "drafted_bytes")}
+    counters = {name: torch.zeros(B, dtype=torch.long, device=device) for name in COUNTERS}
     steps = {"scores": [], "logits": []}
     if o.max_new_tokens > 0:
         run_decoding(model, o, input_ids, valid, tr, counters, steps)
@@ -735,6 +749,9 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     sequences = tr.sequences(input_ids, pad_id)
     if not o.return_dict:
         return sequences
+    counters["cycles"] = tr.cycles
+    counters["paper_decoder_calls"], counters["paper_global_calls"] = paper_counts(
+        o.decoding, counters["decoder_calls"], counters["global_calls"], tr.cycles)
     return FastBltGenerateOutput(sequences=sequences, scores=tuple(steps["scores"]) if o.output_scores else None,
                                  logits=tuple(steps["logits"]) if o.output_logits else None, **counters)
 
@@ -744,7 +761,7 @@ def run_decoding(model, o, input_ids, valid, tr, counters, steps):
     slack = max(o.block_size, o.draft_length) + 2
     st = new_state(model.config, B, N + o.max_new_tokens + 2 * slack, slack, model.dtype, input_ids.device,
                    model.model.patcher is not None)
-    append(model, st, input_ids, valid)  # prefill: patcher + encoder over the prompt
+    append(model, st, input_ids, valid, counters, tr.active)  # prefill: patcher + encoder over the prompt
     if o.decoding == "diffusion":  # its global and decoder passes merge into the first block's
         return decode_diffusion(model, st, o, tr, counters, q_clean=N)
     run_global(model, st, tr.active, counters)

@@ -119,9 +119,10 @@ def summary_line(o, n, seconds, out) -> str:
     elif knob and o.unmasking == "entropy_bound" and "diffusion" in o.decoding:
         knob += f" {o.entropy_bound}"
     per = max(n, 1)
+    glob, paper = int(out.global_calls[0]) / per, int(out.paper_global_calls[0]) / per
     parts = [f"{n} bytes in {seconds:.2f} s", f"{n / max(seconds, 1e-9):.1f} bytes/s",
              f"decoder calls/byte {int(out.decoder_calls[0]) / per:.3f}",
-             f"global calls/byte {int(out.global_calls[0]) / per:.3f}"]
+             f"global calls/byte {glob:.3f}" + (f" (paper's count {paper:.3f})" if paper != glob else "")]
     drafted = int(out.drafted_bytes[0])
     if o.decoding in ("self_speculation", "diffusion_verify"):
         parts.append(f"acceptance {int(out.accepted_bytes[0]) / max(drafted, 1):.2f} "
