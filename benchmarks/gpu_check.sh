@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 11's GPU check: one script, within 8 minutes on one GPU, from a bare checkout (PYTHONPATH=src,
+# nothing installed beyond torch + transformers + pytest). Prepared on a CPU-only machine: NOT yet run
+# on a GPU (MODEL_CARD.md says so until it has been).
+#   1. the tests that matter on a device: tests/test_cuda.py (decoders in fp32 / bf16, exactness,
+#      a bf16 training step), then the generation and device-readiness tests;
+#   2. a bf16 speed benchmark on a random BLT-1B-shaped model (global 24 x 2048, local 1024, 500k hash
+#      rows; random weights: speed only): our AR, BLT-S k=4 and BLT-D-8 against transformers'
+#      BltForCausalLM, bytes/s and the weight traffic as a share of the H200's ~4.8 TB/s.
+# Usage: bash benchmarks/gpu_check.sh [results_dir]
+set -uo pipefail
+out=${1:-${OUT:-gpu_check_results}}
+mkdir -p "$out"
+export PYTHONPATH=src
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
+  | tee -a "$out/gpu.txt"
+timeout 240 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_device_readiness.py \
+  tests/test_generation.py 2>&1 | tail -30 | tee "$out/tests.txt"
+timeout 210 python benchmarks/bench_generate.py --preset 1b --device cuda --dtype bfloat16 --new-bytes 256 \
+  --settings ar blt_s_k4 blt_d_conf0.7 --block-size 8 --peak-gbps 4800 2>&1 | tail -12 | tee "$out/bench_1b_bf16.txt"

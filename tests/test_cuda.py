@@ -1,0 +1,53 @@
+"""The decoders and the training step on a CUDA device (skipped without one; benchmarks/gpu_check.sh runs it).
+
+Same exact properties as on the CPU: the cached AR decoder equals a full-forward recompute, BLT-S
+and BLT-DV equal AR (fp32 and bf16), and everything stays on the device."""
+
+import pytest
+import torch
+from conftest import random_ids, sharpen_patcher, tiny_blt_fields
+
+from blt_hf import FastBltConfig, FastBltForCausalLM
+from blt_hf.generation_config_fast_blt import DECODINGS
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def cuda_model(dtype):
+    torch.manual_seed(0)
+    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=4))).eval()
+    sharpen_patcher(model, random_ids(1, 64))
+    return model.to("cuda", dtype)
+
+
+def greedy(model, ids, decoding, n=24):
+    extra = {"unmasking": "one_step"} if decoding == "diffusion_verify" else {}
+    return model.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, decoding=decoding,
+                          draft_length=3, **extra)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decoders_on_cuda(dtype):
+    model, ids = cuda_model(dtype), random_ids(2, 8, seed=6).cuda()
+    outs = {d: greedy(model, ids, d) for d in DECODINGS}
+    assert all(o.device.type == "cuda" for o in outs.values())
+    for decoding in ("self_speculation", "diffusion_verify"):
+        torch.testing.assert_close(outs[decoding], outs["autoregressive"], rtol=0, atol=0)
+    if dtype == torch.float32:  # the cached decoder against a full forward per byte
+        seq = ids
+        with torch.no_grad():
+            for _ in range(24):
+                logits = model(seq).logits[:, -1].float()
+                logits[:, [0, 1, 3]] = float("-inf")
+                seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], 1)
+        torch.testing.assert_close(outs["autoregressive"], seq, rtol=0, atol=0)
+
+
+def test_training_step_on_cuda():
+    model = cuda_model(torch.float32).train()
+    ids = random_ids(2, 64, seed=4).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and loss.device.type == "cuda"
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
