@@ -576,3 +576,23 @@ def test_counters_as_we_run_and_as_the_paper_counts(model, decoding):
     params = param_counts(model)
     assert cost["paper_est_bandwidth_gb"] == pytest.approx(
         bandwidth_gb(params, int(out.paper_decoder_calls.sum()), int(out.paper_global_calls.sum())))
+
+
+def test_diffusion_verify_drafts_block_size_new_bytes_after_the_pending_byte(model):
+    class Drafts:  # a streamer that records the width of every denoised draft
+        def __init__(self):
+            self.widths = []
+
+        def put(self, value):
+            pass
+
+        def end(self):
+            pass
+
+        def put_draft(self, value, masked, unmasked):
+            self.widths.append(value.shape[1])
+
+    rec = Drafts()
+    greedy(model, random_ids(1, 6, seed=2), 40, decoding="diffusion_verify", unmasking="one_step", streamer=rec)
+    assert rec.widths and rec.widths[0] == 4 + 1  # the pending byte, known, then B = 4 masked positions
+    assert max(rec.widths) == 5

@@ -44,9 +44,10 @@ from .sampling import entropy, process_logits, sample, select_positions
 #   decoder_calls == denoising passes. The prompt's global/decoder passes merge the same way.
 # - BLT-S drafts k bytes with encoder + decoder only (last complete latent, no patcher, no global);
 #   verification is one causal pass over [pending byte, drafts], not reused for the next draft:
-#   per cycle k + 1 decoder calls and <= 1 global call. BLT-DV drafts a block whose first byte is
-#   the pending (already verified) byte, then verifies it the same way; the draft's forced patch
-#   boundary is undone before verification, so outputs equal AR under greedy decoding.
+#   per cycle k + 1 decoder calls and <= 1 global call. BLT-DV drafts a block of B + 1 positions:
+#   the pending (already verified) byte, known, then B new bytes (the paper's B drafted bytes after
+#   the correction byte); it verifies them the same way; the draft's forced patch boundary is undone
+#   before verification, so outputs equal AR under greedy decoding.
 # - Unmasking: confidence = probability of the chosen byte; entropy bound on the plain sum;
 #   ties go to the leftmost position. Sampling uses torch's global RNG (seeded runs repeat).
 # - Host syncs: one per step to decide whether the global model runs (two when it does), one per
@@ -575,7 +576,8 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
     while tr.running():
         # A cycle commits at most (drafted bytes + 1): draft no more than the bytes still needed.
         needed = int((tr.end - tr.n).max())
-        k = min(o.block_size - 1 if diffusion else o.draft_length, needed - 1)
+        # BLT-DV drafts B new bytes after the pending (correction) byte, as the paper counts its blocks
+        k = min(o.block_size if diffusion else o.draft_length, needed - 1)
         if k < 1:
             chunk = tok[:, None]
         elif diffusion:
@@ -587,9 +589,9 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
 
 
 def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None):
-    """BLT-DV draft: a block of `size` (default block_size) that starts at the pending byte (known, so
-    unmasked) -> (B, size)."""
-    size = size or o.block_size
+    """BLT-DV draft: a block of `size` (default block_size + 1) that starts at the pending byte (known,
+    so unmasked), then the bytes to draft -> (B, size)."""
+    size = size or o.block_size + 1
     saved = force_boundary(st)
     run_global(model, st, active, counters)
     block = torch.full((len(tok), size), model.config.mask_token_id, device=tok.device)
