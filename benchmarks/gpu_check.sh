@@ -17,5 +17,6 @@ python -c "import torch, transformers; print('torch', torch.__version__, 'transf
   | tee -a "$out/gpu.txt"
 timeout 240 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_device_readiness.py \
   tests/test_generation.py 2>&1 | tail -30 | tee "$out/tests.txt"
-timeout 210 python benchmarks/bench_generate.py --preset 1b --device cuda --dtype bfloat16 --new-bytes 256 \
-  --settings ar blt_s_k4 blt_d_conf0.7 --block-size 8 --peak-gbps 4800 2>&1 | tail -12 | tee "$out/bench_1b_bf16.txt"
+timeout 210 python benchmarks/bench_generate.py --preset 1b --device cuda --dtype bfloat16 --prompts 4 --new-bytes 256 \
+  --settings ar blt_s_k4 blt_d_conf0.7 --block-size 8 --peak-gbps 4800 --out-dir "$out" 2>&1 | tail -12 \
+  | tee "$out/bench_1b_bf16.txt"

@@ -1,4 +1,4 @@
-"""`blt-hf generate` on a tiny saved random BLT-D model, and report_generation's pure helpers."""
+"""`blt-hf generate` on a tiny saved random BLT-D model, and the generation benchmark's pure helpers."""
 
 import importlib.util
 import math
@@ -179,12 +179,12 @@ def test_transformers_text_diffusion_streamer(capsys, model_dir):
     assert printed.endswith(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) + "\n")
 
 
-# ----------------------------------------------------------------------------- benchmarks/report_generation.py
+# ----------------------------------------------------------------------------- benchmarks/bench_generate.py
 
 
 def load_report():
-    path = Path(__file__).parents[1] / "benchmarks" / "report_generation.py"
-    spec = importlib.util.spec_from_file_location("report_generation", path)
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_generate.py"
+    spec = importlib.util.spec_from_file_location("bench_generate", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
