@@ -256,5 +256,51 @@ class FastBltConfig(PreTrainedConfig):
             _require(size == self.vocab_size, f"{sub}.vocab_size ({size}) must equal vocab_size ({self.vocab_size})")
 
 
+# ----------------------------------------------------------------------------- transformers' BLT config <-> ours
+# Parameter names are identical, so a checkpoint converts by its config alone (convert.py copies weights).
+
+_SUBCONFIGS = {
+    "patcher_config": "patcher",
+    "encoder_config": "local_encoder",
+    "decoder_config": "local_decoder",
+    "global_config": "global_transformer",
+}
+# Special ids a BLT checkpoint leaves unset get the byte-vocabulary defaults (DESIGN.md §1).
+_DEFAULT_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "mask_token_id": 3}
+_SERIALISATION_KEYS = ("transformers_version", "architectures", "_name_or_path", "auto_map", "dtype", "torch_dtype")
+
+
+def _strip(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in _SERIALISATION_KEYS and k != "model_type"}
+
+
+def fast_blt_config_from_blt(blt_config: dict) -> FastBltConfig:
+    """A transformers `BltConfig` (as a dict) -> `FastBltConfig`."""
+    fields = _strip(blt_config)
+    fields.pop("patching_batch_size", None)
+    for sub in _SUBCONFIGS:
+        if isinstance(fields.get(sub), dict):
+            fields[sub] = _strip(fields[sub])
+            fields[sub].pop("head_dim", None)
+    for name, default in _DEFAULT_IDS.items():
+        if fields.get(name) is None:
+            fields[name] = default
+    fields.setdefault("diffusion_block_size", 0)
+    return FastBltConfig(**fields)
+
+
+def blt_config_from_fast_blt(config: FastBltConfig):
+    """`FastBltConfig` -> transformers `BltConfig` (drops BLT-D-only fields)."""
+    from transformers import BltConfig
+
+    fields = _strip(config.to_dict())
+    for name in ("diffusion_block_size", "mask_token_id", "diffusion_loss_weight", "diffusion_block_input"):
+        fields.pop(name, None)
+    for sub, prefix in _SUBCONFIGS.items():
+        fields[sub] = {k: v for k, v in _strip(fields[sub]).items()
+                       if k not in ("head_dim", "encoder_cross_output_size")}
+    return BltConfig(**fields)
+
+
 # Saved configs carry `auto_map` and this code, so they load with `trust_remote_code=True` without blt_hf.
 FastBltConfig.register_for_auto_class()

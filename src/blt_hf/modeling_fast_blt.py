@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from .configuration_fast_blt import FastBltConfig
+from .configuration_fast_blt import FastBltConfig, fast_blt_config_from_blt
 from .diffusion_objective import cut_blocks, ids_before, masked_block_loss, noise, stream
 from .generation_config_fast_blt import FastBltGenerationConfig
 from .generation_fast_blt import generate
@@ -610,8 +610,6 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         """Also loads a checkpoint written by transformers' `BltForCausalLM` (model_type "blt"), from a
         local directory, a hub id or the hub cache alike; config kwargs (`diffusion_block_size=8`, the
         natural way to turn a BLT into a BLT-D) then go to the converted config, as transformers does."""
-        from .convert import fast_blt_config_from_blt
-
         converted = False
         if kwargs.get("config") is None:
             hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
