@@ -104,8 +104,10 @@ def test_special_strings_are_bytes(tok, text):
 def test_special_ids_skipped_on_decode(tok):
     ids = [BOS_ID, 76, MASK_ID, 109, PAD_ID, EOS_ID]
     assert tok.decode(ids, skip_special_tokens=True) == "Hi"
-    # Special ids are never text: dropped with skip_special_tokens=False too, as tokenizer.json must.
-    assert tok.decode(ids) == "Hi"
+    # As transformers' tokenizers: without skipping, special ids read as their strings (lm-eval takes
+    # its EOS stop string from decode(eos_id, skip_special_tokens=False)).
+    assert tok.decode(ids) == "<s>H<mask>i<pad></s>"
+    assert tok.decode(EOS_ID, skip_special_tokens=False) == "</s>"
 
 
 @SETTINGS
@@ -119,10 +121,13 @@ def test_fast_and_slow_tokenizers_agree(text, data, add_bos, add_eos):
     assert fast.is_fast and not slow.is_fast
     ids = slow(text).input_ids
     assert fast(text).input_ids == ids
-    for skip in (False, True):
-        assert fast.decode(ids, skip_special_tokens=skip) == slow.decode(ids, skip_special_tokens=skip) == text
+    assert fast.decode(ids, skip_special_tokens=True) == slow.decode(ids, skip_special_tokens=True) == text
+    shown = ("<s>" if add_bos else "") + text + ("</s>" if add_eos else "")
+    assert fast.decode(ids) == slow.decode(ids) == shown
     raw_ids = [BOS_ID, *(b + 4 for b in data), MASK_ID, EOS_ID]  # any bytes, valid UTF-8 or not
-    assert fast.decode(raw_ids) == slow.decode(raw_ids) == data.decode("utf-8", errors="replace")
+    assert fast.decode(raw_ids, skip_special_tokens=True) == slow.decode(raw_ids, skip_special_tokens=True) == (
+        data.decode("utf-8", errors="replace"))
+    assert fast.decode(raw_ids) == slow.decode(raw_ids) == "<s>" + data.decode("utf-8", errors="replace") + "<mask></s>"
     assert len(fast(text, return_offsets_mapping=True)["offset_mapping"]) == len(ids)
 
 

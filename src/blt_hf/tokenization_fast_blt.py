@@ -67,6 +67,28 @@ def encode_bytes(texts: list[str], add_bos: bool = True, add_eos: bool = True) -
     ]
 
 
+def decode_runs(token_ids, decode_bytes, skip_special_tokens: bool) -> str:
+    """Text of `token_ids` as transformers' tokenizers decode: special ids become their strings
+    ("<s>", "</s>", ...) unless `skip_special_tokens` (lm-eval reads its stop string from
+    `decode(eos_id, skip_special_tokens=False)`); runs of byte ids go to `decode_bytes`. Shared by the
+    slow and fast classes, so both decode alike (the tokenizer.json pipeline alone always drops
+    specials, see build_backend_tokenizer)."""
+    token_ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
+    parts, run = [], []
+    for i in token_ids:
+        if 0 <= i < BYTE_OFFSET:
+            if run:
+                parts.append(decode_bytes(run))
+                run = []
+            if not skip_special_tokens:
+                parts.append(SPECIAL_TOKENS[i])
+        else:
+            run.append(i)
+    if run:
+        parts.append(decode_bytes(run))
+    return "".join(parts)
+
+
 class FastBltTokenizer(PreTrainedTokenizer):
     model_input_names = ["input_ids", "attention_mask"]
 
@@ -132,9 +154,8 @@ class FastBltTokenizer(PreTrainedTokenizer):
         return out.decode("utf-8", errors="replace")
 
     def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
-        # Special ids are never text here: decode drops them, as the tokenizer.json pipeline (and so the
-        # fast class and tools without blt_hf) must (see build_backend_tokenizer): all decode alike.
-        return super()._decode(token_ids, skip_special_tokens=True, **kwargs)
+        return decode_runs(token_ids, lambda run: super(FastBltTokenizer, self)._decode(
+            run, skip_special_tokens=True, **kwargs), skip_special_tokens)
 
     def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None):
         bos, eos = ([BOS_ID] if self.add_bos else []), ([EOS_ID] if self.add_eos else [])
@@ -179,5 +200,6 @@ __all__ = [
     "VOCAB_SIZE",
     "FastBltTokenizer",
     "build_backend_tokenizer",
+    "decode_runs",
     "encode_bytes",
 ]

@@ -6,7 +6,7 @@ returns it once `blt_hf` is imported.
 
 from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
-from .tokenization_fast_blt import _SPECIAL_ATTRS, SPECIAL_TOKENS, FastBltTokenizer, build_backend_tokenizer
+from .tokenization_fast_blt import _SPECIAL_ATTRS, SPECIAL_TOKENS, FastBltTokenizer, build_backend_tokenizer, decode_runs
 
 
 class FastBltTokenizerFast(TokenizersBackend):
@@ -24,6 +24,10 @@ class FastBltTokenizerFast(TokenizersBackend):
         super().__init__(tokenizer_file=tokenizer_file, add_bos=add_bos, add_eos=add_eos,
                          model_max_length=model_max_length, padding_side=padding_side,
                          split_special_tokens=split_special_tokens, **kwargs)
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+        return decode_runs(token_ids, lambda run: super(FastBltTokenizerFast, self)._decode(
+            run, skip_special_tokens=True, **kwargs), skip_special_tokens)
 
 
 # Saved tokenizers carry auto_map + this code (trust_remote_code=True loads them without blt_hf).
