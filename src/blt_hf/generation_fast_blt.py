@@ -12,6 +12,7 @@ processed at least one patch of the row, `encoder_calls` = encoder passes, `cycl
 paper's own counts (`paper_*`, cost.py) sit beside them.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -147,14 +148,21 @@ def fill_unset(gc, values) -> None:
             setattr(gc, name, value)
 
 
-def check_supported(gc: FastBltGenerationConfig) -> None:
-    """Config fields no decoder here implements must keep their default; say which one and why."""
+@functools.cache
+def neutral_values() -> dict:
+    """Every config field at its default (built once: a GenerationConfig validates on construction)."""
     neutral = FastBltGenerationConfig()
     fill_unset(neutral, neutral._get_default_generation_params())
+    return dict(vars(neutral))
+
+
+def check_supported(gc: FastBltGenerationConfig) -> None:
+    """Config fields no decoder here implements must keep their default; say which one and why."""
+    neutral = neutral_values()
     for name, value in vars(gc).items():
         if name in HONOURED or name.startswith("_") or name == "transformers_version":
             continue
-        off = getattr(neutral, name, None)
+        off = neutral.get(name)
         if value is not None and value != off and not (hasattr(value, "__len__") and len(value) == 0):
             raise ValueError(f"`{name}={value!r}` is not supported by blt_hf's decoding={gc.decoding!r} (greedy or "
                              f"sampled byte decoding; only `stopping_criteria`, stop strings and EOS end a row early)")
