@@ -10,7 +10,7 @@ import torch
 from conftest import random_ids, sharpen_patcher, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
-from blt_hf.cache_fast_blt import PID, complete_patches, new_state, tail
+from blt_hf.cache_fast_blt import DecodeState
 from blt_hf.generation_fast_blt import append, decode_clean, run_global, update_patches, write_bytes
 from blt_hf.modeling_fast_blt import patch_starts_from_entropies
 
@@ -26,11 +26,11 @@ def model(request):
     return model
 
 
-def chunked_state(model, ids):
+def chunked_state(model, ids, static):
     """Feed ids (B, N) in CHUNKS; run the global model and the decoder after every chunk as decoding
     does. -> (state, next-byte logits (B, N, V) collected chunk by chunk)."""
     B, N = ids.shape
-    st = new_state(model.config, B, N + 8, 4, torch.float32, ids.device, True)
+    st = DecodeState.empty(model.config, B, N + 8, 4, torch.float32, ids.device, True, static=static)
     counters = {name: torch.zeros(B, dtype=torch.long) for name in ("decoder_calls", "global_calls")}
     active, logits, at = torch.ones(B, dtype=torch.bool), [], 0
     for size in CHUNKS:
@@ -43,12 +43,12 @@ def chunked_state(model, ids):
     return st, torch.cat(logits, 1)
 
 
-@pytest.fixture(scope="module")
-def runs(model):
+@pytest.fixture(scope="module", params=[False, True], ids=["dynamic", "static"])
+def runs(model, request):
     ids = random_ids(2, sum(CHUNKS), seed=9)
     valid = torch.ones_like(ids, dtype=torch.bool)
     with torch.no_grad():
-        st, logits = chunked_state(model, ids)
+        st, logits = chunked_state(model, ids, static=request.param)
         ctx = model.model.contextualize(ids, valid)
         full_logits = model(ids).logits
     return ids, st, logits, ctx, full_logits
@@ -59,7 +59,7 @@ def test_patcher_and_patch_rule(runs):
     N = ids.shape[1]
     assert torch.equal(st.pid[:, :N], ctx.patching.ids)
     # the last byte's "next byte opens a patch" bit is the full rule's column N
-    assert torch.equal(complete_patches(st), ctx.patching.starts.sum(-1) - 1 + tail(st)[:, 3])
+    assert torch.equal(st.complete_patches(), ctx.patching.starts.sum(-1) - 1 + st.tail().nstart)
 
 
 def test_encoder(runs):
@@ -70,7 +70,7 @@ def test_encoder(runs):
 def test_global(runs, model):
     _, st, _, ctx, _ = runs
     done = int(st.glob.min())
-    assert torch.equal(st.glob, complete_patches(st))  # every complete patch went through it
+    assert torch.equal(st.glob, st.complete_patches())  # every complete patch went through it
     slots = model.model.local_decoder.latent_slots(ctx.global_states)
     slots = slots.view(*ctx.global_states.shape[:2], model.config.cross_attn_k, -1)
     torch.testing.assert_close(st.lat[:, :done], slots[:, :done], atol=1e-5, rtol=1e-5)
@@ -95,12 +95,12 @@ def test_incremental_patch_rule_equals_the_full_rule_on_random_entropies(model, 
     valid[1, :4] = False  # a left-padded row
     config = model.config.__class__(**{**model.config.to_dict(), "patching_threshold": threshold,
                                        "max_patch_length": max_patch_length})
-    st = new_state(config, B, N + 4, 2, torch.float32, H.device, True)
+    st = DecodeState.empty(config, B, N + 4, 2, torch.float32, H.device, True)
     stub = type("Stub", (), {"config": config})()
     at = 0
     for size in CHUNKS:
         cols = st.length[:, None] + torch.arange(size)
-        t = tail(st)
+        t = st.tail()
         write_bytes(st, cols, torch.full((B, size), 10), valid[:, at: at + size], t)
         update_patches(stub, st, cols, valid[:, at: at + size], H[:, at: at + size], t)
         st.length = st.length + size
@@ -109,5 +109,5 @@ def test_incremental_patch_rule_equals_the_full_rule_on_random_entropies(model, 
     pos_ext = torch.cat([pos, pos[:, -1:] + 1], 1)
     starts_ext = patch_starts_from_entropies(H, valid, pos_ext, threshold, max_patch_length)
     expected = torch.where(valid, (starts_ext[:, :-1] & valid).long().cumsum(-1) - 1, -1)
-    assert torch.equal(st.meta[:, :N, PID], expected)
-    assert torch.equal(tail(st)[:, 3].bool(), starts_ext[:, -1])  # does the next byte open a patch
+    assert torch.equal(st.pid[:, :N], expected)
+    assert torch.equal(st.tail().nstart.bool(), starts_ext[:, -1])  # does the next byte open a patch

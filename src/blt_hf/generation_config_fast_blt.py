@@ -28,6 +28,9 @@ DECODER_DEFAULTS = {
 }
 # Where transformers' global defaults do not suit bytes: 128 new bytes rather than max_length=20,
 # and no top-k cut (50 of 256 byte values is not the filter it is over a 50k-token vocabulary).
+# None / "dynamic": attention reads the used columns; "static": fixed-shape steps (compiled on CUDA, or
+# anywhere with a compile_config), as transformers' static cache.
+CACHE_IMPLEMENTATIONS = (None, "dynamic", "static")
 BYTE_DEFAULTS = {"max_new_tokens": 128, "top_k": 0}
 
 
@@ -95,6 +98,10 @@ class FastBltGenerationConfig(GenerationConfig):
             value = getattr(self, name, None)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"`{name}` must be a number, got {value!r}")
+        if self.cache_implementation not in CACHE_IMPLEMENTATIONS:
+            raise ValueError(f"`cache_implementation` must be one of {CACHE_IMPLEMENTATIONS} for blt_hf (per-byte and "
+                             f"per-patch slot caches; 'static' = fixed shapes, compilable), got "
+                             f"{self.cache_implementation!r}")
         if self.confidence_threshold is not None and not 0 < self.confidence_threshold <= 1:
             raise ValueError(f"`confidence_threshold` must be in (0, 1], got {self.confidence_threshold}")
         if self.entropy_bound is not None and not self.entropy_bound > 0:

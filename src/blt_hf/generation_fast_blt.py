@@ -20,8 +20,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
-from .cache_fast_blt import (DIST, NSTART, PID, POS, VALID, DecodeState, complete_patches, new_state, rollback,
-                             set_tail, tail)
+from .cache_fast_blt import DecodeState
 from .cost import paper_counts
 from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
@@ -62,13 +61,17 @@ RUNTIME_ARGUMENTS = {"tokenizer", "stopping_criteria", "logits_processor", "forc
 HONOURED = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p", "eos_token_id",
             "pad_token_id", "bos_token_id", "stop_strings", "return_dict_in_generate", "num_return_sequences",
             "use_cache", "repetition_penalty", "no_repeat_ngram_size", "bad_words_ids", "min_new_tokens",
-            "output_scores", "output_logits", *DECODER_DEFAULTS}
+            "output_scores", "output_logits", "cache_implementation", "compile_config", "disable_compile",
+            "max_cache_len",
+            *DECODER_DEFAULTS}
 # Those that change the next-byte distribution: meaningful for the causal decoders (AR, and BLT-S /
 # BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
 PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
                      "bad_words_ids": None, "min_new_tokens": None}
 # Per-row counters (return_dict_in_generate); cost.py adds the paper's counts from `cycles`.
 COUNTERS = ("decoder_calls", "global_calls", "encoder_calls", "accepted_bytes", "drafted_bytes")
+# A static cache's columns come in multiples of this (unless max_cache_len says how many).
+STATIC_COLUMNS = 256
 # Per-step outputs: the autoregressive decoder only (one distribution per committed byte).
 STEP_OUTPUTS = ("output_scores", "output_logits")
 
@@ -113,6 +116,9 @@ class Options:
     num_return_sequences: int
     output_scores: bool
     output_logits: bool
+    static: bool  # cache_implementation="static": fixed-shape decoding steps
+    compile_config: object  # transformers CompileConfig of the compiled steps, None = eager
+    max_cache_len: int | None  # static cache columns (prompt + new bytes + a block/draft must fit)
 
 
 # ----------------------------------------------------------------------------- options and validation
@@ -215,7 +221,8 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> tuple[Optio
         eos_token_id=[] if eos is None else [eos] if isinstance(eos, int) else list(eos), processors=None,
         stop_strings=[stops] if isinstance(stops, str) else list(stops), return_dict=bool(gc.return_dict_in_generate),
         num_return_sequences=gc.num_return_sequences, output_scores=bool(gc.output_scores),
-        output_logits=bool(gc.output_logits),
+        output_logits=bool(gc.output_logits), static=gc.cache_implementation == "static",
+        compile_config=compile_config(model, gc), max_cache_len=gc.max_cache_len,
     )
     opts.processors = logits_processors(opts, prompt_len, {**{n: getattr(gc, n, None) for n in PROCESSOR_OPTIONS},
                                                            "logits_processor": runtime.get("logits_processor")})
@@ -225,6 +232,20 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> tuple[Optio
     opts.block_size = min(opts.block_size, max(opts.max_new_tokens, 1))
     opts.draft_length = min(opts.draft_length, max(opts.max_new_tokens, 1))
     return opts, runtime
+
+
+def compile_config(model, gc):
+    """transformers' rule: a static cache compiles the decoding steps on CUDA by default, on any device when a
+    `compile_config` is given, never with `disable_compile=True`."""
+    if gc.cache_implementation != "static" or gc.disable_compile:
+        return None
+    if gc.compile_config is not None:
+        return gc.compile_config
+    if model.device.type == "cuda":
+        from transformers.generation.configuration_utils import CompileConfig
+
+        return CompileConfig()
+    return None
 
 
 def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
@@ -249,6 +270,10 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     if o.max_new_tokens < 0 or o.num_return_sequences < 1:
         raise ValueError(f"max_new_tokens must be >= 0 and num_return_sequences >= 1, got {o.max_new_tokens} "
                          f"and {o.num_return_sequences}")
+    slack = 2 * (max(o.block_size, o.draft_length) + 2)
+    if o.max_cache_len is not None and (not o.static or o.max_cache_len < prompt_len + o.max_new_tokens + slack):
+        raise ValueError(f"max_cache_len={o.max_cache_len} needs cache_implementation='static' and room for the prompt "
+                         f"({prompt_len}) + max_new_tokens ({o.max_new_tokens}) + {slack} columns for a block or draft")
     if prompt_len + o.max_new_tokens > limit:
         raise ValueError(f"prompt ({prompt_len} bytes) + max_new_tokens ({o.max_new_tokens}) is longer than the "
                          f"model allows (config.max_position_embeddings = {limit})")
@@ -257,14 +282,23 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
 # ----------------------------------------------------------------------------- the cached components
 
 
-def view(st: DecodeState) -> int:
-    """Columns the byte-level attention reads: every committed byte plus room for a draft / block."""
-    return min(st.len_hi + st.slack, st.capacity)
+def step(st: DecodeState, fn):
+    """`fn` as this generation runs its decoding steps: compiled with the static cache's compile config
+    (set after the prefill, whose shapes are the prompt's), else `fn` itself."""
+    if st.compile_config is None:
+        return fn
+    key = (fn, repr(st.compile_config.to_dict()))
+    if key not in COMPILED:
+        COMPILED[key] = torch.compile(fn, **st.compile_config.to_dict())
+    return COMPILED[key]
+
+
+COMPILED = {}  # (function, compile settings) -> torch.compile'd function; dynamo keeps one graph per shape
 
 
 def key_mask(st: DecodeState, q_pos, end, window):
     """Causal (windowed) mask of queries at positions q_pos (B, Q) over committed slots < end (B,)."""
-    hi = view(st)
+    hi = st.view()
     cols = torch.arange(hi, device=q_pos.device)
     ok = st.valid[:, :hi].bool() & (cols < end[:, None])
     return causal_mask(q_pos, st.pos[:, :hi], ok, window)
@@ -272,17 +306,15 @@ def key_mask(st: DecodeState, q_pos, end, window):
 
 def write_bytes(st: DecodeState, cols, ids, valid, t, offset: int = 0):
     """Store Q new bytes per row at `cols` (B, Q) after tail `t`; -> their position ids (B, Q)."""
-    before = t[:, POS] + t[:, VALID] + offset  # real bytes before the chunk
+    before = t.pos + t.valid + offset  # real bytes before the chunk
     pos = (before[:, None] + valid.long().cumsum(-1) - 1).clamp(min=0)
-    st.ids.scatter_(1, cols, ids * valid)  # PAD (0) under padding, as hash n-grams see before the start
-    st.meta[..., :2].scatter_(1, cols[..., None].expand(-1, -1, 2), torch.stack([pos, valid.long()], -1))
+    st.write(cols, ids=ids * valid, pos=pos, valid=valid.long())  # PAD (0) under padding, as hash n-grams see
     return pos
 
 
 def run_patcher(model, st, cols, pos, ids, mask):
     """Entropy model on the new bytes with its KV cache -> H (B, Q) in nats."""
-    st.patcher.cols, st.patcher.hi = cols, view(st)
-    return entropy(model.model.patcher(ids, pos, mask, st.patcher))
+    return entropy(model.model.patcher(ids, pos, mask, st.patcher.at(cols, st.view())))
 
 
 def update_patches(model, st, cols, valid, H, t):
@@ -294,35 +326,34 @@ def update_patches(model, st, cols, valid, H, t):
     """
     c, Q = model.config, cols.shape[1]
     ext = torch.cat([valid, torch.ones_like(valid[:, :1])], 1)  # (B, Q+1): + the byte after the chunk
-    rank = (t[:, POS] + t[:, VALID])[:, None] + ext.long().cumsum(-1) - 1
+    rank = (t.pos + t.valid)[:, None] + ext.long().cumsum(-1) - 1
     high = H > c.patching_threshold if H is not None else torch.ones_like(valid)  # no patcher: byte patches
     estart = ext & ((rank <= 1) | torch.cat([torch.zeros_like(high[:, :1]), high], 1))
-    estart[:, 0] = ext[:, 0] & t[:, NSTART].bool()
+    estart[:, 0] = ext[:, 0] & t.nstart.bool()
     j = torch.arange(Q + 1, device=cols.device)
     mark = torch.where(estart, j, -(1 << 40))
-    mark[:, 0] = torch.where(estart[:, 0], 0, -t[:, DIST])  # last entropy start before the chunk
+    mark[:, 0] = torch.where(estart[:, 0], 0, -t.dist)  # last entropy start before the chunk
     dist = j - mark.cummax(-1).values  # (B, Q+1) bytes since the last entropy start
     starts = estart
     if c.max_patch_length is not None:
         starts = starts | (ext & (dist % c.max_patch_length == 0))
         starts[:, 0] = estart[:, 0]
-    pid = torch.where(valid, t[:, PID, None] + starts[:, :Q].long().cumsum(-1), -1)
-    fields = torch.stack([pid, starts[:, 1:].long(), dist[:, 1:]], -1)  # (B, Q, 3): pid, nstart, dist
-    st.meta[..., PID:].scatter_(1, cols[..., None].expand(-1, -1, 3), fields)
+    pid = torch.where(valid, t.pid[:, None] + starts[:, :Q].long().cumsum(-1), -1)
+    st.write(cols, pid=pid, nstart=starts[:, 1:].long(), dist=dist[:, 1:])
 
 
 def force_boundary(st: DecodeState):
     """A BLT-D block starts a new patch: close the open one. -> what to restore for BLT-DV."""
-    t = tail(st)
-    saved = t[:, NSTART], t[:, DIST], st.glob.clone()
-    set_tail(st, NSTART, torch.ones_like(saved[0]))
-    set_tail(st, DIST, torch.zeros_like(saved[1]))
+    t = st.tail()
+    saved = t.nstart, t.dist, st.glob.clone()
+    st.set_tail("nstart", torch.ones_like(t.nstart))
+    st.set_tail("dist", torch.zeros_like(t.dist))
     return saved
 
 
 def restore_boundary(st: DecodeState, saved) -> None:
-    set_tail(st, NSTART, saved[0])
-    set_tail(st, DIST, saved[1])
+    st.set_tail("nstart", saved[0])
+    st.set_tail("dist", saved[1])
     st.glob = saved[2]
 
 
@@ -333,8 +364,7 @@ def run_encoder(model, st, cols, pos, mask):
     window_cols = cols[:, :1] - w + torch.arange(w + Q, device=cols.device)
     ids = torch.where(window_cols >= 0, st.ids.gather(1, window_cols.clamp(min=0)), 0)
     embeds = inner.embed(ids)[:, w:]  # (B, Q, He): each n-gram sees its own previous bytes
-    st.encoder.cols, st.encoder.hi = cols, view(st)
-    h = inner.local_encoder(embeds, pos, mask, st.encoder)
+    h = inner.local_encoder(embeds, pos, mask, st.encoder.at(cols, st.view()))
     st.enc.scatter_(1, cols[..., None].expand_as(h), h)
 
 
@@ -342,9 +372,14 @@ def append(model, st, ids, valid, counters=None, active=None):
     """Commit Q new bytes per row: patcher + incremental patching + encoder. The decoder runs later."""
     if counters is not None:
         counters["encoder_calls"] += active.long()
-    c, Q, t = model.config, ids.shape[1], tail(st)
+    st.len_hi += ids.shape[1]
+    return step(st, encode_bytes)(model, st, ids, valid)
+
+
+def encode_bytes(model, st, ids, valid):
+    """append's tensor work (no host state: it compiles to one graph per chunk size)."""
+    c, Q, t = model.config, ids.shape[1], st.tail()
     cols = st.length[:, None] + torch.arange(Q, device=ids.device)
-    st.len_hi += Q
     pos = write_bytes(st, cols, ids, valid, t)
     end = st.length + Q
     mask = key_mask(st, pos, end, c.local_attention_window_len)
@@ -362,23 +397,23 @@ def append(model, st, ids, valid, counters=None, active=None):
 def run_global(model, st, active, counters) -> None:
     """Pool every patch completed since the last call and run the global transformer on them, in one pass."""
     inner, k = model.model, model.config.cross_attn_k
-    done, total = st.glob, complete_patches(st)
+    done, total = st.glob, st.complete_patches()
     if int((total - done).max()) <= 0:  # the step's host sync: most AR steps complete no patch
         return
-    hi = view(st)
+    hi = st.view()
     cols = torch.arange(hi, device=done.device)
     in_new = st.valid[:, :hi].bool() & (cols < st.length[:, None])  # columns past length are stale drafts
     in_new = in_new & (st.pid[:, :hi] >= done[:, None]) & (st.pid[:, :hi] < total[:, None])
     first = torch.where(in_new, cols, hi).min(-1).values
     n_new, lo, done_max, top = torch.stack([(total - done).max(), first.min(), done.max(), total.max()]).tolist()
+    lo = 0 if st.static else lo  # static shapes: pool over every column (the mask keeps the new patches' bytes)
     rel = torch.where(in_new, st.pid[:, :hi] - done[:, None], -1)[:, lo:]
     latents = inner.local_encoder.pool(st.enc[:, lo:hi], rel, n_new)  # (B, n_new, k*He); needs whole patches
     gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
-    ghi = done_max + n_new
+    ghi = st.patch_view(done_max + n_new)
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
     mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
-    st.global_.cols, st.global_.hi = gpos, ghi
-    out = inner.global_transformer(latents, gpos, mask, st.global_)  # (B, n_new, Hg)
+    out = inner.global_transformer(latents, gpos, mask, st.global_.at(gpos, ghi))  # (B, n_new, Hg)
     slots = inner.local_decoder.latent_slots(out).view(*gpos.shape, k, -1)  # (B, n_new, k, Hd)
     st.lat.scatter_(1, gpos[..., None, None].expand_as(slots), slots)
     counters["global_calls"] += (active & (total > done)).long()
@@ -390,7 +425,7 @@ def block_key_mask(st, cols, pos, end, block_end, window):
     mask = key_mask(st, pos, end, window)  # (B, 1, Q, hi)
     if block_end is None:
         return mask
-    kcols = torch.arange(view(st), device=cols.device)
+    kcols = torch.arange(st.view(), device=cols.device)
     in_block = (kcols >= end[:, None]) & (kcols < block_end[:, None])  # (B, hi)
     q_block = (cols >= end[:, None])[:, None, :, None]
     return torch.where(q_block, mask | in_block[:, None, None, :], mask)
@@ -407,8 +442,7 @@ def block_states(model, st, block, cols, pos):
     before_cols = st.length[:, None] - w + torch.arange(w, device=block.device)
     before = torch.where(before_cols >= 0, st.ids.gather(1, before_cols.clamp(min=0)), 0)
     mask = block_key_mask(st, cols, pos, st.length, st.length + block.shape[1], c.local_attention_window_len)
-    st.encoder.cols, st.encoder.hi = cols, view(st)
-    return inner.local_encoder(inner.embed_blocks(before, block), pos, mask, st.encoder)
+    return inner.local_encoder(inner.embed_blocks(before, block), pos, mask, st.encoder.at(cols, st.view()))
 
 
 def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None):
@@ -418,7 +452,7 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
     at cols >= end form a BLT-D block: they see the committed slots (window applied) and the whole
     block [end, block_end) bidirectionally, nothing else (block_diffusion_mask in training).
     """
-    inner, k, hi = model.model, model.config.cross_attn_k, view(st)
+    inner, k = model.model, model.config.cross_attn_k
     if mask is None:
         mask = block_key_mask(st, cols, pos, end, block_end, model.config.local_attention_window_len)
     Q = h.shape[1]
@@ -429,22 +463,24 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
     else:  # long chunk (prefill): every processed patch, masked to each query's latent
         slots = st.lat[:, : st.patch_hi].flatten(1, 2)
         cross = decoder_cross_mask(latent, st.patch_hi, k)
-    st.decoder.cols, st.decoder.hi = cols, hi
-    return inner.local_decoder(h, pos, mask, slots, cross, st.decoder)
+    return inner.local_decoder(h, pos, mask, slots, cross, st.decoder.at(cols, st.view()))
 
 
 def clean_latents(st, cols):
     """Latent each committed byte reads: its patch if complete, else the previous one (decoder alignment)."""
-    m = st.meta.gather(1, cols[..., None].expand(-1, -1, 5))  # (B, Q, 5)
-    return (m[..., PID] + m[..., NSTART] - 1).clamp(min=0)
+    return (st.read("pid", cols) + st.read("nstart", cols) - 1).clamp(min=0)
 
 
 def decode_clean(model, st, q, counters, active, all_logits=False, mask=None):
     """Decoder pass over each row's last q committed bytes -> logits (B, q or 1, V)."""
+    counters["decoder_calls"] += active.long()
+    return step(st, clean_logits)(model, st, q, all_logits, mask)
+
+
+def clean_logits(model, st, q, all_logits, mask):
     cols = st.length[:, None] - q + torch.arange(q, device=st.length.device)
     h = st.enc.gather(1, cols[..., None].expand(-1, -1, st.enc.shape[-1]))
-    out = run_decoder(model, st, h, cols, st.pos.gather(1, cols), clean_latents(st, cols), st.length, mask=mask)
-    counters["decoder_calls"] += active.long()
+    out = run_decoder(model, st, h, cols, st.read("pos", cols), clean_latents(st, cols), st.length, mask=mask)
     return special_masked(model, model.lm_head(out if all_logits else out[:, -1:]).float())
 
 
@@ -474,9 +510,9 @@ def pick_ids(o: Options, logits):
 def draft_decoder(model, st, tok, k, counters, active):
     """BLT-S draft: k greedy bytes from the local encoder + decoder alone, every one reading the
     last complete latent (patch boundaries ignored, no patcher, no global). Writes only past `length`."""
-    latent = (complete_patches(st) - 1).clamp(min=0)[:, None]
+    latent = st.latest_latent()[:, None]
     ones = torch.ones_like(tok[:, None], dtype=torch.bool)
-    x, drafts, t = tok[:, None], [], tail(st)
+    x, drafts, t = tok[:, None], [], st.tail()
     window = model.config.local_attention_window_len
     for i in range(k):
         cols = st.length[:, None] + i
@@ -503,8 +539,7 @@ def verify(model, st, o, chunk, counters, active, process=None):
     v = pick_ids(o, logits if process is None else process(logits, chunk))  # (B, C)
     accepted = (chunk[:, 1:] == v[:, :-1]).long().cumprod(-1).sum(-1)  # (B,)
     nxt = v.gather(1, accepted[:, None])[:, 0]  # the model's own byte: correction or free extra byte
-    rollback(st, torch.where(active, start + 1 + accepted, start))
-    st.len_hi = int(st.length.max())
+    st.rollback(torch.where(active, start + 1 + accepted, start))
     j = torch.arange(C, device=chunk.device)
     out = torch.where(j < accepted[:, None], torch.cat([chunk[:, 1:], chunk[:, :1]], 1), nxt[:, None])
     counters["accepted_bytes"] += accepted * active
@@ -515,38 +550,23 @@ def verify(model, st, o, chunk, counters, active, process=None):
 def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None):
     """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
 
-    Block inputs follow config.diffusion_block_input (`block_states`), at their own RoPE positions; every block position cross-attends the latest latent (the patch `force_boundary`
-    just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
+    Block inputs follow config.diffusion_block_input (`block_states`), at their own RoPE positions;
+    every block position cross-attends the latest latent (the patch `force_boundary` just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
     missing (the clean pass of the previous block, merged: one decoder call instead of two); with
     `first_byte_from_ar` the last of them gives the block's first byte from the next-byte head,
     taken in that same pass (the byte AR decoding would choose there, given the closed patch).
     `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
     value = the block (B, Bs) with MASK where still masked, masked / unmasked (B, Bs) bool.
     """
-    inner, Bs = model.model, block.shape[1]
-    bcols = st.length[:, None] + torch.arange(Bs, device=block.device)
-    bpos = (tail(st)[:, POS] + 1)[:, None] + torch.arange(Bs, device=block.device)
-    blat = (complete_patches(st) - 1).clamp(min=0)[:, None].expand(-1, Bs)
-    ccols = st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)
     while True:
-        h = block_states(model, st, block, bcols, bpos)
-        cols, pos, lat = bcols, bpos, blat
-        if q_clean:
-            h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)
-            cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.pos.gather(1, ccols), bpos], 1)
-            lat = torch.cat([clean_latents(st, ccols), blat], 1)
-        out = run_decoder(model, st, h, cols, pos, lat, st.length, block_end=st.length + Bs)
-        ar_first = o.first_byte_from_ar and q_clean > 0
-        logits = special_masked(model, model.lm_head(out[:, q_clean - ar_first:]).float())  # (B, Bs (+1), V)
-        if ar_first:  # block offset 0 reads the next-byte head (the last clean byte's logits) ...
-            logits = torch.cat([logits[:, :1], logits[:, 2:]], 1)
-        ids, conf = pick(o, logits)
+        logits = step(st, block_logits)(model, st, block, q_clean, o.first_byte_from_ar and q_clean > 0)
+        ids, conf = pick(o, logits)  # sampling stays eager: compiled code draws other random numbers
         ent = entropy(logits)
-        if ar_first:  # ... and is always taken in this pass: certain under both rules
+        if o.first_byte_from_ar and q_clean > 0:  # offset 0 is the next-byte head's: certain under both rules
             conf, ent = conf.clone(), ent.clone()
             conf[:, 0], ent[:, 0] = 2.0, 0.0
         chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
-                                           o.unmasking_fallback)
+                                  o.unmasking_fallback)
         counters["decoder_calls"] += (active & masked.any(-1)).long()
         if model.config.diffusion_block_input == "encoder":  # the block went through the encoder layers
             counters["encoder_calls"] += (active & masked.any(-1)).long()
@@ -555,6 +575,24 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
             on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
         if not masked.any():  # one host sync per pass
             return block
+
+
+def block_logits(model, st, block, q_clean, ar_first):
+    """One denoising pass's decoder call -> logits (B, Bs, V) of the block; with `ar_first` offset 0 is the
+    next-byte logits of the last clean byte instead of the block's own first position."""
+    Bs = block.shape[1]
+    bcols = st.length[:, None] + torch.arange(Bs, device=block.device)
+    bpos = (st.tail().pos + 1)[:, None] + torch.arange(Bs, device=block.device)
+    blat = st.latest_latent()[:, None].expand(-1, Bs)
+    h, cols, pos, lat = block_states(model, st, block, bcols, bpos), bcols, bpos, blat
+    if q_clean:
+        ccols = st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)
+        h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)
+        cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.read("pos", ccols), bpos], 1)
+        lat = torch.cat([clean_latents(st, ccols), blat], 1)
+    out = run_decoder(model, st, h, cols, pos, lat, st.length, block_end=st.length + Bs)
+    logits = special_masked(model, model.lm_head(out[:, q_clean - ar_first:]).float())  # (B, Bs (+1), V)
+    return torch.cat([logits[:, :1], logits[:, 2:]], 1) if ar_first else logits
 
 
 # ----------------------------------------------------------------------------- the four decoders
@@ -620,6 +658,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
         # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
         needed = torch.arange(o.block_size, device=block.device) < (tr.end - tr.n)[:, None]
         block = denoise(model, st, o, block, needed, q_clean, counters, tr.active, tr.put_draft)
+        st.compile_config = o.compile_config  # after the first block, whose pass also decoded the prompt
         tr.commit(block)
         if not tr.running():
             break
@@ -769,13 +808,17 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
 def run_decoding(model, o, input_ids, valid, tr, counters, steps):
     B, N = input_ids.shape
     slack = max(o.block_size, o.draft_length) + 2
-    st = new_state(model.config, B, N + o.max_new_tokens + 2 * slack, slack, model.dtype, input_ids.device,
-                   model.model.patcher is not None)
+    capacity = N + o.max_new_tokens + 2 * slack
+    if o.static:  # one size for every prompt up to it: compiled steps are reused, not recompiled
+        capacity = o.max_cache_len or -(-capacity // STATIC_COLUMNS) * STATIC_COLUMNS
+    st = DecodeState.empty(model.config, B, capacity, slack, model.dtype, input_ids.device,
+                           model.model.patcher is not None, static=o.static)
     append(model, st, input_ids, valid, counters, tr.active)  # prefill: patcher + encoder over the prompt
     if o.decoding == "diffusion":  # its global and decoder passes merge into the first block's
         return decode_diffusion(model, st, o, tr, counters, q_clean=N)
     run_global(model, st, tr.active, counters)
     logits = decode_clean(model, st, N, counters, tr.active)
+    st.compile_config = o.compile_config  # the steps from here on have the same shapes whatever the prompt
     if o.decoding == "autoregressive":
         return decode_autoregressive(model, st, o, tr, counters, logits, steps)
     return decode_speculative(model, st, o, tr, counters, logits, diffusion=o.decoding == "diffusion_verify")
