@@ -396,28 +396,45 @@ def encode_bytes(model, st, ids, valid):
 
 def run_global(model, st, active, counters) -> None:
     """Pool every patch completed since the last call and run the global transformer on them, in one pass."""
-    inner, k = model.model, model.config.cross_attn_k
     done, total = st.glob, st.complete_patches()
-    if int((total - done).max()) <= 0:  # the step's host sync: most AR steps complete no patch
+    n_new, top = torch.stack([(total - done).max(), total.max()]).tolist()  # the step's host sync
+    if n_new <= 0:  # most AR steps complete no patch
         return
-    hi = st.view()
+    # Static shapes: every column (masks keep the new patches' bytes), and a fixed number of patch queries
+    # (a chunk completes fewer than `slack`; the extra ones, like a row's beyond its own new patches,
+    # write only columns past `total`, which no mask admits and the real patches overwrite).
+    lo, hi, ghi = 0, st.capacity, st.capacity
+    if st.static:
+        n_new = max(n_new, st.slack)
+    else:  # the columns from the first byte of a new patch, the patches processed so far
+        hi = st.view()
+        pid = torch.where(new_patch_bytes(st, done, total, hi), torch.arange(hi, device=done.device), hi)
+        lo, done_max = torch.stack([pid.min(), done.max()]).tolist()
+        ghi = done_max + n_new
+    step(st, global_pass)(model, st, done, total, n_new, lo, hi, ghi)
+    counters["global_calls"] += (active & (total > done)).long()
+    st.glob, st.patch_hi = total, max(st.patch_hi, top)
+
+
+def new_patch_bytes(st, done, total, hi):
+    """(B, hi) bool: committed bytes of the patches [done, total) of each row (columns past length are stale)."""
     cols = torch.arange(hi, device=done.device)
-    in_new = st.valid[:, :hi].bool() & (cols < st.length[:, None])  # columns past length are stale drafts
-    in_new = in_new & (st.pid[:, :hi] >= done[:, None]) & (st.pid[:, :hi] < total[:, None])
-    first = torch.where(in_new, cols, hi).min(-1).values
-    n_new, lo, done_max, top = torch.stack([(total - done).max(), first.min(), done.max(), total.max()]).tolist()
-    lo = 0 if st.static else lo  # static shapes: pool over every column (the mask keeps the new patches' bytes)
-    rel = torch.where(in_new, st.pid[:, :hi] - done[:, None], -1)[:, lo:]
+    in_new = st.valid[:, :hi].bool() & (cols < st.length[:, None])
+    return in_new & (st.pid[:, :hi] >= done[:, None]) & (st.pid[:, :hi] < total[:, None])
+
+
+def global_pass(model, st, done, total, n_new, lo, hi, ghi):
+    """Pool patches [done, total) from encoder columns [lo, hi) and run them through the global transformer
+    (attention over its columns [0, ghi)); their decoder-side latent slots land in st.lat."""
+    inner, k = model.model, model.config.cross_attn_k
+    rel = torch.where(new_patch_bytes(st, done, total, hi), st.pid[:, :hi] - done[:, None], -1)[:, lo:]
     latents = inner.local_encoder.pool(st.enc[:, lo:hi], rel, n_new)  # (B, n_new, k*He); needs whole patches
     gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
-    ghi = st.patch_view(done_max + n_new)
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
     mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
     out = inner.global_transformer(latents, gpos, mask, st.global_.at(gpos, ghi))  # (B, n_new, Hg)
     slots = inner.local_decoder.latent_slots(out).view(*gpos.shape, k, -1)  # (B, n_new, k, Hd)
     st.lat.scatter_(1, gpos[..., None, None].expand_as(slots), slots)
-    counters["global_calls"] += (active & (total > done)).long()
-    st.glob, st.patch_hi = total, max(st.patch_hi, top)
 
 
 def block_key_mask(st, cols, pos, end, block_end, window):
