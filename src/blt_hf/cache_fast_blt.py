@@ -20,11 +20,14 @@ import torch
 
 
 class SlotKV:
-    """Keys/values (layers, B, h_kv, T, d) of one component."""
+    """Keys/values of one component: per layer, (B, h_kv, T, d) each. One tensor per layer, not views of
+    one stacked tensor: a compiled step then updates them in place (a write into a view of a graph
+    input is functionalized into a copy of the whole base)."""
 
     def __init__(self, num_layers, batch, heads, length, head_dim, dtype, device):
-        self.k = torch.zeros(num_layers, batch, heads, length, head_dim, dtype=dtype, device=device)
-        self.v = torch.zeros_like(self.k)
+        shape = (batch, heads, length, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
 
     def at(self, cols: torch.Tensor, hi: int) -> "SlotWrite":
         """The cache argument of one component call: its Q new entries go to columns `cols` (B, Q) of
@@ -44,7 +47,7 @@ class SlotWrite(NamedTuple):
         index = self.cols[:, None, :, None].expand_as(k)
         self.kv.k[layer_idx].scatter_(2, index, k)
         self.kv.v[layer_idx].scatter_(2, index, v)
-        return self.kv.k[layer_idx, :, :, : self.hi], self.kv.v[layer_idx, :, :, : self.hi]
+        return self.kv.k[layer_idx][:, :, : self.hi], self.kv.v[layer_idx][:, :, : self.hi]
 
 
 def stack_cache(stack_config, batch, length, dtype, device) -> SlotKV:
@@ -112,6 +115,14 @@ class DecodeState:
             decoder=stack_cache(dec, batch, capacity, dtype, device),
             global_=stack_cache(config.global_config, batch, capacity, dtype, device), static=static, slack=slack,
         )
+
+    def buffers(self) -> list[torch.Tensor]:
+        """Every pre-allocated tensor (what a compiled step updates in place)."""
+        tensors = [getattr(self, name) for name in ("ids", *BYTE_FIELDS, "enc", "lat")]
+        for kv in (self.patcher, self.encoder, self.decoder, self.global_):
+            if kv is not None:
+                tensors += kv.k + kv.v
+        return tensors
 
     @property
     def capacity(self) -> int:

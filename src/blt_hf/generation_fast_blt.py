@@ -296,6 +296,16 @@ def step(st: DecodeState, fn):
 COMPILED = {}  # (function, compile settings) -> torch.compile'd function; dynamo keeps one graph per shape
 
 
+def compile_steps(st: DecodeState, o: Options) -> None:
+    """From now on run the steps compiled (when o.compile_config is set). The buffers keep their addresses
+    for the whole generation: marked static, CUDA graphs update them in place instead of copying them."""
+    if o.compile_config is None or st.compile_config is not None:
+        return
+    for tensor in st.buffers():
+        torch._dynamo.mark_static_address(tensor)
+    st.compile_config = o.compile_config
+
+
 def key_mask(st: DecodeState, q_pos, end, window):
     """Causal (windowed) mask of queries at positions q_pos (B, Q) over committed slots < end (B,)."""
     hi = st.view()
@@ -675,7 +685,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
         # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
         needed = torch.arange(o.block_size, device=block.device) < (tr.end - tr.n)[:, None]
         block = denoise(model, st, o, block, needed, q_clean, counters, tr.active, tr.put_draft)
-        st.compile_config = o.compile_config  # after the first block, whose pass also decoded the prompt
+        compile_steps(st, o)  # after the first block, whose pass also decoded the prompt
         tr.commit(block)
         if not tr.running():
             break
@@ -835,7 +845,7 @@ def run_decoding(model, o, input_ids, valid, tr, counters, steps):
         return decode_diffusion(model, st, o, tr, counters, q_clean=N)
     run_global(model, st, tr.active, counters)
     logits = decode_clean(model, st, N, counters, tr.active)
-    st.compile_config = o.compile_config  # the steps from here on have the same shapes whatever the prompt
+    compile_steps(st, o)  # the steps from here on have the same shapes whatever the prompt
     if o.decoding == "autoregressive":
         return decode_autoregressive(model, st, o, tr, counters, logits, steps)
     return decode_speculative(model, st, o, tr, counters, logits, diffusion=o.decoding == "diffusion_verify")
