@@ -41,7 +41,10 @@ SPECIAL = [0, 1, 3]  # PAD, BOS, MASK: never generated
 # the speed-only ones this benchmark also times.
 SETTINGS = [*QUALITY_SETTINGS.items(),
             ("blt_s_k8", dict(decoding="self_speculation", draft_length=8)),
-            ("blt_dv_conf0.3", dict(decoding="diffusion_verify", unmasking="confidence", confidence_threshold=0.3))]
+            ("blt_dv_conf0.3", dict(decoding="diffusion_verify", unmasking="confidence", confidence_threshold=0.3)),
+            # static cache, steps compiled (CUDA: mode="reduce-overhead", CUDA graphs; CPU: inductor's default mode)
+            ("ar_compiled", dict(QUALITY_SETTINGS["ar"], compiled=True)),
+            ("blt_d_conf0.7_compiled", dict(QUALITY_SETTINGS["blt_d_conf0.7"], compiled=True))]
 COUNTS = (("decoder_calls", "decoder_calls"), ("global_calls", "global_calls"), ("accepted", "accepted_bytes"),
           ("drafted", "drafted_bytes"), ("paper_decoder_calls", "paper_decoder_calls"),
           ("paper_global_calls", "paper_global_calls"))
@@ -131,9 +134,16 @@ def continuation_bits(model, prompt, continuation):
 def run_ours(model, prompts, new_bytes, kwargs, repeats):
     """Totals over the prompts plus every continuation (greedy, EOS ignored)."""
     r = dict(seconds=0.0, bytes=0, continuations=[], **{key: 0 for key, _ in COUNTS})
+    if kwargs.pop("compiled", False):
+        from transformers.generation.configuration_utils import CompileConfig
+
+        mode = "reduce-overhead" if model.device.type == "cuda" else "default"
+        kwargs = dict(kwargs, cache_implementation="static", compile_config=CompileConfig(dynamic=False, mode=mode))
     for ids in prompts:
         ids = ids[None].to(model.device)
-        model.generate(ids, max_new_tokens=8, do_sample=False, eos_token_id=None, **kwargs)  # warm-up
+        # warm-up; a static cache's first call at a new cache size compiles, so that one is not timed either
+        warm = new_bytes if kwargs.get("cache_implementation") == "static" else 8
+        model.generate(ids, max_new_tokens=warm, do_sample=False, eos_token_id=None, **kwargs)
         seconds, out = best_of(repeats, lambda: model.generate(
             ids, max_new_tokens=new_bytes, do_sample=False, eos_token_id=None, return_dict_in_generate=True,
             **kwargs))
@@ -212,6 +222,16 @@ def goals(table):
     if "transformers_blt" in row:
         x = 1 / row["transformers_blt"]["speed_vs_ar"]
         out.append((f"AR >= 5x transformers' BltForCausalLM.generate ({x:.1f}x)", x >= 5))
+    c, dc = row.get("ar_compiled"), row.get("blt_d_conf0.7_compiled")
+    if c:
+        out.append(("compiled AR byte-identical to eager AR", c["identical_to_ar"]))
+        out.append((f"compiled AR >= 3x eager AR bytes/s ({c['speed_vs_ar']:.2f}x)", c["speed_vs_ar"] >= 3))
+        if "transformers_blt" in row:
+            x = c["speed_vs_ar"] / row["transformers_blt"]["speed_vs_ar"]
+            out.append((f"compiled AR >= 20x transformers' BltForCausalLM.generate ({x:.1f}x)", x >= 20))
+    if c and dc:
+        x = dc["speed_vs_ar"] / c["speed_vs_ar"]
+        out.append((f"compiled BLT-D conf 0.7 >= 2x compiled AR bytes/s ({x:.2f}x)", x >= 2))
     exact = [t["setting"] for t in table if t["setting"].startswith(("blt_s_", "blt_dv_"))]
     if exact:
         bad = [s for s in exact if not row[s]["identical_to_ar"]]

@@ -1,6 +1,11 @@
 """Where a decoding step's time goes (torch.profiler, 1 thread): aten calls per byte and self-time shares.
 
     python benchmarks/profile_generate.py [MODEL_DIR] [--decoding autoregressive] [--new-bytes 128]
+        [--cache static [--compiled]]
+
+With --compiled the warm-up generates as many bytes as the profiled run (same cache size: no compiling
+inside the profile); compiled regions show as "Torch-Compiled Region" rows, their guard checks as
+"TorchDynamo Cache Lookup".
 """
 import argparse
 import time
@@ -15,13 +20,19 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("model", nargs="?", default=blt_hf.DEFAULT_MODEL_PATH)
 parser.add_argument("--decoding", default="autoregressive")
 parser.add_argument("--new-bytes", type=int, default=128)
+parser.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
+parser.add_argument("--compiled", action="store_true", help="compile the static cache's steps (CompileConfig)")
 args = parser.parse_args()
 torch.set_num_threads(1)
 model = FastBltForCausalLM.from_pretrained(args.model).eval()
 ids = torch.tensor([[1] + [b + 4 for b in open(blt_hf.masks.__file__, "rb").read()[:192]]])  # a fixed code prompt
-kw = dict(decoding=args.decoding, do_sample=False, eos_token_id=None)
-model.generate(ids, max_new_tokens=8, **kw)  # warm-up
+kw = dict(decoding=args.decoding, do_sample=False, eos_token_id=None, cache_implementation=args.cache)
+if args.compiled:
+    from transformers.generation.configuration_utils import CompileConfig
+
+    kw["compile_config"] = CompileConfig(dynamic=False, mode="default")
 n = args.new_bytes
+model.generate(ids, max_new_tokens=n if args.cache == "static" else 8, **kw)  # warm-up (compiles)
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     t = time.perf_counter()
     model.generate(ids, max_new_tokens=n, **kw)
