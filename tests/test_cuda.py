@@ -20,10 +20,10 @@ def cuda_model(dtype):
     return model.to("cuda", dtype)
 
 
-def greedy(model, ids, decoding, n=24):
+def greedy(model, ids, decoding, n=24, **kw):
     extra = {"unmasking": "one_step"} if decoding == "diffusion_verify" else {}
     return model.generate(ids, max_new_tokens=n, do_sample=False, eos_token_id=None, decoding=decoding,
-                          draft_length=3, **extra)
+                          draft_length=3, **extra, **kw)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -51,3 +51,17 @@ def test_training_step_on_cuda():
     loss.backward()
     assert torch.isfinite(loss) and loss.device.type == "cuda"
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("decoding", ["autoregressive", "diffusion"])
+def test_static_cache_compiles_by_default_on_cuda_and_equals_eager(decoding):
+    """On CUDA a static cache compiles the steps (CompileConfig(): CUDA graphs); same bytes as the dynamic cache."""
+    model, ids = cuda_model(torch.float32), random_ids(2, 8, seed=6).cuda()
+    eager = greedy(model, ids, decoding)
+    torch._dynamo.reset()
+    compiled = greedy(model, ids, decoding, cache_implementation="static", max_cache_len=128)
+    again = greedy(model, random_ids(2, 11, seed=7).cuda(), decoding, cache_implementation="static",
+                   max_cache_len=128)  # another prompt length: the same graphs, replayed
+    torch._dynamo.reset()
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+    assert again.shape == (2, 11 + 24)

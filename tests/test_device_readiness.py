@@ -33,14 +33,16 @@ def generate(model, ids, decoding, n=16, **kw):
                           **SPEED, **extra, **kw)
 
 
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
 @pytest.mark.parametrize("decoding", DECODINGS)
-def test_decoders_create_no_tensor_without_a_device(model, decoding):
+def test_decoders_create_no_tensor_without_a_device(model, decoding, cache):
     ids = random_ids(2, 7, seed=3)
     mask = torch.ones_like(ids)
     mask[1, :2] = 0  # left padding takes the masked paths too
     expected = generate(model, ids, decoding, attention_mask=mask)
     with torch.device("meta"):
-        out = generate(model, ids, decoding, attention_mask=mask, return_dict_in_generate=True)
+        out = generate(model, ids, decoding, attention_mask=mask, return_dict_in_generate=True,
+                       cache_implementation=cache)
     assert out.sequences.device.type == "cpu"
     torch.testing.assert_close(out.sequences, expected, rtol=0, atol=0)
 

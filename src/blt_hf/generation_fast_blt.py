@@ -290,7 +290,13 @@ def step(st: DecodeState, fn):
     key = (fn, repr(st.compile_config.to_dict()))
     if key not in COMPILED:
         COMPILED[key] = torch.compile(fn, **st.compile_config.to_dict())
-    return COMPILED[key]
+    compiled = COMPILED[key]
+    # CUDA graphs reuse their output memory on the next replay: keep copies (a mask, logits: small).
+    return lambda *args: clone_output(compiled(*args))
+
+
+def clone_output(out):
+    return out.clone() if isinstance(out, torch.Tensor) else out
 
 
 COMPILED = {}  # (function, compile settings) -> torch.compile'd function; dynamo keeps one graph per shape
@@ -383,11 +389,14 @@ def append(model, st, ids, valid, counters=None, active=None):
     if counters is not None:
         counters["encoder_calls"] += active.long()
     st.len_hi += ids.shape[1]
-    return step(st, encode_bytes)(model, st, ids, valid)
+    mask = step(st, encode_bytes)(model, st, ids, valid)
+    st.length = st.length + ids.shape[1]
+    return mask  # also the decoder's mask for these bytes (same positions, keys and window)
 
 
 def encode_bytes(model, st, ids, valid):
-    """append's tensor work (no host state: it compiles to one graph per chunk size)."""
+    """append's tensor work: writes the bytes' fields, caches and encoder states at columns past `length`
+    (no host state: it compiles to one graph per chunk size) -> the chunk's causal mask."""
     c, Q, t = model.config, ids.shape[1], st.tail()
     cols = st.length[:, None] + torch.arange(Q, device=ids.device)
     pos = write_bytes(st, cols, ids, valid, t)
@@ -400,8 +409,7 @@ def encode_bytes(model, st, ids, valid):
                                                                                c.patcher_config.sliding_window))
     update_patches(model, st, cols, valid, H, t)
     run_encoder(model, st, cols, pos, mask)
-    st.length = end
-    return mask  # also the decoder's mask for these bytes (same positions, keys and window)
+    return mask
 
 
 def run_global(model, st, active, counters) -> None:
