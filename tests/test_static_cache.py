@@ -41,6 +41,16 @@ def test_static_cache_equals_dynamic_cache(model, decoding):
         assert torch.equal(getattr(static, name), getattr(dynamic, name)), name
 
 
+@pytest.mark.parametrize("decoding", ["autoregressive", "diffusion"])
+def test_long_prompt_pools_from_every_column(model, decoding):
+    """A prompt longer than the global pass's trailing pooling window (64 columns) takes the full-width pooling."""
+    ids = random_ids(1, 150, seed=12)
+    kw = dict(return_dict_in_generate=True, **fast(decoding))
+    dynamic, static = greedy(model, ids, 12, **kw), greedy(model, ids, 12, cache_implementation="static", **kw)
+    assert torch.equal(static.sequences, dynamic.sequences)
+    assert torch.equal(static.global_calls, dynamic.global_calls)
+
+
 def test_static_cache_logits_equal_dynamic_cache(model):
     ids = random_ids(1, 11, seed=3)
     dynamic = greedy(model, ids, 16, output_logits=True)

@@ -70,6 +70,8 @@ PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_re
                      "bad_words_ids": None, "min_new_tokens": None}
 # Per-row counters (return_dict_in_generate); cost.py adds the paper's counts from `cycles`.
 COUNTERS = ("decoder_calls", "global_calls", "encoder_calls", "accepted_bytes", "drafted_bytes")
+# A static cache's global pass pools its new patches from this many trailing columns when they fit.
+POOL_COLUMNS = 64
 # A static cache's columns come in multiples of this (unless max_cache_len says how many).
 STATIC_COLUMNS = 256
 # Per-step outputs: the autoregressive decoder only (one distribution per committed byte).
@@ -418,35 +420,41 @@ def run_global(model, st, active, counters) -> None:
     n_new, top = torch.stack([(total - done).max(), total.max()]).tolist()  # the step's host sync
     if n_new <= 0:  # most AR steps complete no patch
         return
-    # Static shapes: every column (masks keep the new patches' bytes), and a fixed number of patch queries
-    # (a chunk completes fewer than `slack`; the extra ones, like a row's beyond its own new patches,
-    # write only columns past `total`, which no mask admits and the real patches overwrite).
-    lo, hi, ghi = 0, st.capacity, st.capacity
+    hi = st.view()
+    cols = torch.arange(hi, device=done.device)
+    first = torch.where(new_patch_bytes(st, done, total, cols.expand(len(done), -1)), cols, hi).min(-1).values
     if st.static:
-        n_new = max(n_new, st.slack)
-    else:  # the columns from the first byte of a new patch, the patches processed so far
-        hi = st.view()
-        pid = torch.where(new_patch_bytes(st, done, total, hi), torch.arange(hi, device=done.device), hi)
-        lo, done_max = torch.stack([pid.min(), done.max()]).tolist()
-        ghi = done_max + n_new
-    step(st, global_pass)(model, st, done, total, n_new, lo, hi, ghi)
+        # Fixed shapes: a fixed number of patch queries (a chunk completes fewer than `slack`; the extra
+        # ones, like a row's beyond its own new patches, write only columns past `total`, which no mask
+        # admits and the real patches overwrite), pooled from the last POOL_COLUMNS columns of each row
+        # when the new patches fit there (they do unless a patch is very long), else from every column.
+        width = POOL_COLUMNS if int((st.length - first).max()) <= POOL_COLUMNS else hi
+        cols = st.length[:, None] - width + torch.arange(width, device=done.device) if width < hi else cols
+        n_new, ghi = max(n_new, st.slack), st.capacity
+    else:  # from the first byte of a new patch; the global attention reads the patches processed so far
+        lo, done_max = torch.stack([first.min(), done.max()]).tolist()
+        cols, ghi = cols[lo:], done_max + n_new
+    step(st, global_pass)(model, st, done, total, n_new, cols.expand(len(done), -1), ghi)
     counters["global_calls"] += (active & (total > done)).long()
     st.glob, st.patch_hi = total, max(st.patch_hi, top)
 
 
-def new_patch_bytes(st, done, total, hi):
-    """(B, hi) bool: committed bytes of the patches [done, total) of each row (columns past length are stale)."""
-    cols = torch.arange(hi, device=done.device)
-    in_new = st.valid[:, :hi].bool() & (cols < st.length[:, None])
-    return in_new & (st.pid[:, :hi] >= done[:, None]) & (st.pid[:, :hi] < total[:, None])
+def new_patch_bytes(st, done, total, cols):
+    """(B, C) bool: is column cols[b, c] a committed byte of one of the patches [done, total) of row b
+    (columns below 0 or past length are not: nothing, or stale drafts)."""
+    at = cols.clamp(min=0)
+    ok = (cols >= 0) & (cols < st.length[:, None]) & st.read("valid", at).bool()
+    pid = st.read("pid", at)
+    return ok & (pid >= done[:, None]) & (pid < total[:, None])
 
 
-def global_pass(model, st, done, total, n_new, lo, hi, ghi):
-    """Pool patches [done, total) from encoder columns [lo, hi) and run them through the global transformer
-    (attention over its columns [0, ghi)); their decoder-side latent slots land in st.lat."""
+def global_pass(model, st, done, total, n_new, cols, ghi):
+    """Pool patches [done, total) from the encoder states at columns `cols` (B, C) and run them through the
+    global transformer (attention over its columns [0, ghi)); their decoder-side latent slots land in st.lat."""
     inner, k = model.model, model.config.cross_attn_k
-    rel = torch.where(new_patch_bytes(st, done, total, hi), st.pid[:, :hi] - done[:, None], -1)[:, lo:]
-    latents = inner.local_encoder.pool(st.enc[:, lo:hi], rel, n_new)  # (B, n_new, k*He); needs whole patches
+    rel = torch.where(new_patch_bytes(st, done, total, cols), st.read("pid", cols.clamp(min=0)) - done[:, None], -1)
+    enc = st.enc.gather(1, cols.clamp(min=0)[..., None].expand(-1, -1, st.enc.shape[-1]))
+    latents = inner.local_encoder.pool(enc, rel, n_new)  # (B, n_new, k*He); needs whole patches
     gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
     mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
