@@ -270,7 +270,7 @@ def markdown(table, checks, meta, sample):
         "bpb scores each continuation with the model's next-byte path (lower = closer to the model's own mode, "
         "not necessarily better text); '= AR greedy' is the fraction of bytes equal to our greedy AR output.", "",
         f"Reproduce: `{meta['command']}` (prompt files: {', '.join(meta['prompt_files'])}).", "",
-        head, *lines, "", "Goals (issue 5):", "", *goal_lines, "", PAPER_NOTE, "",
+        head, *lines, "", "Goals (issues 5 and 11):", "", *goal_lines, "", PAPER_NOTE, "",
         *([TRANSFORMERS_NOTE, ""] if any(t["setting"] == "transformers_blt" and not t["identical_to_ar"]
                                          for t in table) else []),
         "Sample (the prompt, then each setting's continuation):", "",
