@@ -12,7 +12,7 @@ from conftest import random_ids, sharpen_patcher, tiny_blt_fields
 from blt_hf import FastBltConfig, FastBltForCausalLM
 from blt_hf.cache_fast_blt import DecodeState
 from blt_hf.generation_fast_blt import append, decode_clean, run_global, update_patches, write_bytes
-from blt_hf.modeling_fast_blt import patch_starts_from_entropies
+from blt_hf.patching import patch_starts_from_entropies
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CHUNKS = [5, 1, 3, 1, 1, 7, 2, 4, 1, 6]  # 31 bytes in the sizes decoding produces

@@ -4,7 +4,8 @@ import torch
 from transformers.models.blt import modeling_blt as hf
 
 from blt_hf import masks
-from blt_hf.modeling_fast_blt import hash_ngram_ids, patch_starts_from_entropies, positions_in_document
+from blt_hf.modeling_fast_blt import hash_ngram_ids, positions_in_document
+from blt_hf.patching import patch_starts_from_entropies
 
 
 def test_causal_mask_terms():

@@ -19,8 +19,8 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from . import masks
 from .configuration_fast_blt import FastBltPatcherConfig
-from .modeling_fast_blt import (FastBltPatcher, FastBltPreTrainedModel, document_ids,
-                                patch_starts_from_entropies, positions_in_document)
+from .modeling_fast_blt import FastBltPatcher, FastBltPreTrainedModel, document_ids, positions_in_document
+from .patching import patch_starts_from_entropies
 from .sampling import entropy
 from .tokenization_fast_blt import BOS_ID
 

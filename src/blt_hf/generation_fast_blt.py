@@ -25,6 +25,7 @@ from .cost import paper_counts
 from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
 from .masks import causal_mask, decoder_cross_mask
+from .patching import patch_rule
 from .sampling import entropy, process_logits, sample, select_positions
 
 # Design choices (DESIGN.md §5), matching the BLT-D training layout of modeling_fast_blt.py:
@@ -336,26 +337,15 @@ def run_patcher(model, st, cols, pos, ids, mask):
 
 
 def update_patches(model, st, cols, valid, H, t):
-    """Incremental entropy patching of Q new bytes (the rule of patch_starts_from_entropies).
-
-    Byte j opens a patch iff it is one of the first two real bytes or H(x_{j-1}) > threshold, or the
-    max_patch_length split falls on it. Column 0's answer was stored with the previous byte
-    (`nstart`); that is also where a BLT-D block start forces a boundary (`force_boundary`).
-    """
+    """Incremental entropy patching of Q new bytes after tail `t`: the full-sequence rule (patching.py),
+    continuing from the decision stored with the previous byte (`nstart`, where a BLT-D block start
+    forces a boundary: `force_boundary`) and its distance from the last entropy start (`dist`)."""
     c, Q = model.config, cols.shape[1]
     ext = torch.cat([valid, torch.ones_like(valid[:, :1])], 1)  # (B, Q+1): + the byte after the chunk
-    rank = (t.pos + t.valid)[:, None] + ext.long().cumsum(-1) - 1
-    high = H > c.patching_threshold if H is not None else torch.ones_like(valid)  # no patcher: byte patches
-    estart = ext & ((rank <= 1) | torch.cat([torch.zeros_like(high[:, :1]), high], 1))
-    estart[:, 0] = ext[:, 0] & t.nstart.bool()
-    j = torch.arange(Q + 1, device=cols.device)
-    mark = torch.where(estart, j, -(1 << 40))
-    mark[:, 0] = torch.where(estart[:, 0], 0, -t.dist)  # last entropy start before the chunk
-    dist = j - mark.cummax(-1).values  # (B, Q+1) bytes since the last entropy start
-    starts = estart
-    if c.max_patch_length is not None:
-        starts = starts | (ext & (dist % c.max_patch_length == 0))
-        starts[:, 0] = estart[:, 0]
+    pos = (t.pos + t.valid)[:, None] + ext.long().cumsum(-1) - 1  # position in the document
+    if H is None:  # no patcher: every byte is a patch
+        H = torch.full(valid.shape, float("inf"), device=valid.device)
+    starts, dist = patch_rule(H, ext, pos, c.patching_threshold, c.max_patch_length, (t.nstart.bool(), t.dist))
     pid = torch.where(valid, t.pid[:, None] + starts[:, :Q].long().cumsum(-1), -1)
     st.write(cols, pid=pid, nstart=starts[:, 1:].long(), dist=dist[:, 1:])
 

@@ -28,6 +28,7 @@ from .generation_fast_blt import generate
 from .inputs import byte_ids
 from .masks import (BlockDiffusionMask, additive, causal_mask, decoder_cross_mask, decoder_latent_ids, patch_pool_mask,
                     start_indices)
+from .patching import patch_starts_from_entropies
 from .sampling import entropy
 from .tokenization_fast_blt import BYTE_OFFSET
 
@@ -220,35 +221,6 @@ class FastBltPatcher(FastBltStack):
     def forward(self, input_ids, position_ids, mask, cache=None):
         h = self.run_layers(self.embed_tokens(input_ids), position_ids, mask, cache)
         return self.lm_head(self.norm(h))
-
-
-def patch_starts_from_entropies(entropies, valid, position_ids, threshold: float, max_patch_length: int | None):
-    """(B, N) entropies -> (B, N+1) bool, True where a byte opens a patch (global threshold rule).
-
-    The first two bytes of a document always open a patch (BOS is a patch of its own); a later
-    byte i opens one when H(x_{i-1}) > threshold, so a boundary depends on earlier bytes only
-    (patching is incremental). Column N answers the question for the byte that comes next,
-    which tells whether the last patch is already complete. Patches longer than
-    `max_patch_length` are split from their start. `position_ids` (B, N+1) are positions inside
-    the document, including the slot after each row's last byte.
-    Known difference: with `max_patch_length` set, transformers' port drops a boundary that falls
-    right after the last byte (its `process_patch_lengths` deletes the empty trailing patch), so its
-    logits at the last position can differ from ours there. Every other position follows the rule
-    above in both, so we apply the same rule at the last one (what training sees).
-    """
-    valid_ext = F.pad(valid, (0, 1), value=False) | F.pad(valid, (1, 0), value=False)
-    high = F.pad(entropies > threshold, (1, 0), value=False)
-    starts = valid_ext & ((position_ids <= 1) | high)
-    if max_patch_length is not None:
-        starts = starts | (valid_ext & (bytes_since_start(starts) % max_patch_length == 0))
-    return starts
-
-
-def bytes_since_start(starts: torch.Tensor) -> torch.Tensor:
-    """(B, N) bool -> distance of each byte from the latest patch start at or before it."""
-    pos = torch.arange(starts.shape[1], device=starts.device).expand_as(starts)
-    last = torch.where(starts, pos, torch.full_like(pos, -1)).cummax(-1).values
-    return pos - last
 
 
 def document_ids(input_ids, valid, bos_token_id):
