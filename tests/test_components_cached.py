@@ -11,7 +11,7 @@ from conftest import random_ids, sharpen_patcher, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
 from blt_hf.cache_fast_blt import DecodeState
-from blt_hf.generation_fast_blt import append, decode_clean, run_global, update_patches, write_bytes
+from blt_hf.generation_fast_blt import Counters, append, decode_clean, run_global, update_patches, write_bytes
 from blt_hf.patching import patch_starts_from_entropies
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,7 +31,7 @@ def chunked_state(model, ids, static):
     does. -> (state, next-byte logits (B, N, V) collected chunk by chunk)."""
     B, N = ids.shape
     st = DecodeState.empty(model.config, B, N + 8, 4, torch.float32, ids.device, True, static=static)
-    counters = {name: torch.zeros(B, dtype=torch.long) for name in ("decoder_calls", "global_calls")}
+    counters = Counters.zeros(B, ids.device)
     active, logits, at = torch.ones(B, dtype=torch.bool), [], 0
     for size in CHUNKS:
         chunk = ids[:, at: at + size]

@@ -69,8 +69,6 @@ HONOURED = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k",
 # BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
 PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
                      "bad_words_ids": None, "min_new_tokens": None}
-# Per-row counters (return_dict_in_generate); cost.py adds the paper's counts from `cycles`.
-COUNTERS = ("decoder_calls", "global_calls", "encoder_calls", "accepted_bytes", "drafted_bytes")
 # A static cache's global pass pools its new patches from this many trailing columns when they fit.
 POOL_COLUMNS = 64
 # A static cache's columns come in multiples of this (unless max_cache_len says how many).
@@ -94,6 +92,21 @@ class FastBltGenerateOutput(ModelOutput):
     drafted_bytes: torch.Tensor | None = None
     paper_decoder_calls: torch.Tensor | None = None
     paper_global_calls: torch.Tensor | None = None
+
+
+@dataclass
+class Counters:
+    """Per-row work (B,) long, for return_dict_in_generate; cost.py adds the paper's counts from `cycles`."""
+
+    decoder_calls: torch.Tensor
+    global_calls: torch.Tensor
+    encoder_calls: torch.Tensor
+    accepted_bytes: torch.Tensor
+    drafted_bytes: torch.Tensor
+
+    @classmethod
+    def zeros(cls, batch: int, device) -> "Counters":
+        return cls(*(torch.zeros(batch, dtype=torch.long, device=device) for _ in range(5)))
 
 
 @dataclass
@@ -379,7 +392,7 @@ def run_encoder(model, st, cols, pos, mask):
 def append(model, st, ids, valid, counters=None, active=None):
     """Commit Q new bytes per row: patcher + incremental patching + encoder. The decoder runs later."""
     if counters is not None:
-        counters["encoder_calls"] += active.long()
+        counters.encoder_calls += active.long()
     st.len_hi += ids.shape[1]
     mask = step(st, encode_bytes)(model, st, ids, valid)
     st.length = st.length + ids.shape[1]
@@ -425,7 +438,7 @@ def run_global(model, st, active, counters) -> None:
         lo, done_max = torch.stack([first.min(), done.max()]).tolist()
         cols, ghi = cols[lo:], done_max + n_new
     step(st, global_pass)(model, st, done, total, n_new, cols.expand(len(done), -1), ghi)
-    counters["global_calls"] += (active & (total > done)).long()
+    counters.global_calls += (active & (total > done)).long()
     st.glob, st.patch_hi = total, max(st.patch_hi, top)
 
 
@@ -506,7 +519,7 @@ def clean_latents(st, cols):
 
 def decode_clean(model, st, q, counters, active, all_logits=False, mask=None):
     """Decoder pass over each row's last q committed bytes -> logits (B, q or 1, V)."""
-    counters["decoder_calls"] += active.long()
+    counters.decoder_calls += active.long()
     return step(st, clean_logits)(model, st, q, all_logits, mask)
 
 
@@ -552,12 +565,12 @@ def draft_decoder(model, st, tok, k, counters, active):
         pos = write_bytes(st, cols, x, ones, t, offset=i)
         mask = key_mask(st, pos, st.length + i + 1, window)
         run_encoder(model, st, cols, pos, mask)
-        counters["encoder_calls"] += active.long()
+        counters.encoder_calls += active.long()
         h = st.enc.gather(1, cols[..., None].expand(-1, -1, st.enc.shape[-1]))
         out = run_decoder(model, st, h, cols, pos, latent, st.length + i + 1, mask=mask)
         x = special_masked(model, model.lm_head(out).float()).argmax(-1)  # (B, 1)
         drafts.append(x)
-    counters["decoder_calls"] += k * active.long()
+    counters.decoder_calls += k * active.long()
     return torch.cat(drafts, 1)
 
 
@@ -575,8 +588,8 @@ def verify(model, st, o, chunk, counters, active, process=None):
     st.rollback(torch.where(active, start + 1 + accepted, start))
     j = torch.arange(C, device=chunk.device)
     out = torch.where(j < accepted[:, None], torch.cat([chunk[:, 1:], chunk[:, :1]], 1), nxt[:, None])
-    counters["accepted_bytes"] += accepted * active
-    counters["drafted_bytes"] += (C - 1) * active.long()
+    counters.accepted_bytes += accepted * active
+    counters.drafted_bytes += (C - 1) * active.long()
     return out, accepted + 1, nxt
 
 
@@ -600,9 +613,9 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
             conf[:, 0], ent[:, 0] = 2.0, 0.0
         chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
                                   o.unmasking_fallback)
-        counters["decoder_calls"] += (active & masked.any(-1)).long()
+        counters.decoder_calls += (active & masked.any(-1)).long()
         if model.config.diffusion_block_input == "encoder":  # the block went through the encoder layers
-            counters["encoder_calls"] += (active & masked.any(-1)).long()
+            counters.encoder_calls += (active & masked.any(-1)).long()
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
         if on_pass is not None:
             on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
@@ -822,7 +835,7 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     if streamer is not None:
         streamer.put(input_ids.cpu())
     tr = Tracker(o, B, device, streamer, runtime.get("stopping_criteria"), input_ids)
-    counters = {name: torch.zeros(B, dtype=torch.long, device=device) for name in COUNTERS}
+    counters = Counters.zeros(B, device)
     steps = {"scores": [], "logits": []}
     if o.max_new_tokens > 0:
         run_decoding(model, o, input_ids, valid, tr, counters, steps)
@@ -831,11 +844,12 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
     sequences = tr.sequences(input_ids, pad_id)
     if not o.return_dict:
         return sequences
-    counters["cycles"] = tr.cycles
-    counters["paper_decoder_calls"], counters["paper_global_calls"] = paper_counts(
-        o.decoding, counters["decoder_calls"], counters["global_calls"], tr.cycles)
+    paper_decoder_calls, paper_global_calls = paper_counts(o.decoding, counters.decoder_calls, counters.global_calls,
+                                                           tr.cycles)
     return FastBltGenerateOutput(sequences=sequences, scores=tuple(steps["scores"]) if o.output_scores else None,
-                                 logits=tuple(steps["logits"]) if o.output_logits else None, **counters)
+                                 logits=tuple(steps["logits"]) if o.output_logits else None, **vars(counters),
+                                 cycles=tr.cycles, paper_decoder_calls=paper_decoder_calls,
+                                 paper_global_calls=paper_global_calls)
 
 
 def run_decoding(model, o, input_ids, valid, tr, counters, steps):
