@@ -7,6 +7,9 @@ Every step costs O(new bytes): the patcher, encoder and decoder keep per-byte KV
 global transformer a per-patch one (cache_fast_blt.py); only new bytes and newly completed
 patches are computed. One cycle = `append` (patcher + encoder on new bytes, incremental
 patching) -> `run_global` (patches completed since the last call) -> `run_decoder`.
+With `cache_implementation="static"` the steps after the prefill run at fixed shapes (cache_fast_blt.py)
+and, with a compile config, compiled (`step`): `encode_bytes`, `global_pass`, `clean_logits`,
+`block_logits` hold the tensor work, the functions around them the host-side decisions.
 Counters: `decoder_calls` = local-decoder passes, `global_calls` = global-transformer passes that
 processed at least one patch of the row, `encoder_calls` = encoder passes, `cycles` = commits; the
 paper's own counts (`paper_*`, cost.py) sit beside them.
@@ -63,8 +66,7 @@ HONOURED = {"max_new_tokens", "max_length", "do_sample", "temperature", "top_k",
             "pad_token_id", "bos_token_id", "stop_strings", "return_dict_in_generate", "num_return_sequences",
             "use_cache", "repetition_penalty", "no_repeat_ngram_size", "bad_words_ids", "min_new_tokens",
             "output_scores", "output_logits", "cache_implementation", "compile_config", "disable_compile",
-            "max_cache_len",
-            *DECODER_DEFAULTS}
+            "max_cache_len", *DECODER_DEFAULTS}
 # Those that change the next-byte distribution: meaningful for the causal decoders (AR, and BLT-S /
 # BLT-DV, whose verification applies them at every position, so they stay equal to AR), not for BLT-D.
 PROCESSOR_OPTIONS = {"logits_processor": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
