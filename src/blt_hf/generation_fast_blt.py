@@ -599,8 +599,9 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
     """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
 
     Block inputs follow config.diffusion_block_input (`block_states`), at their own RoPE positions;
-    every block position cross-attends the latest latent (the patch `force_boundary` just closed). The first pass also decodes the q_clean committed bytes whose decoder KV is still
-    missing (the clean pass of the previous block, merged: one decoder call instead of two); with
+    every block position cross-attends the latest latent (the patch `force_boundary` just closed).
+    The first pass also decodes the q_clean committed bytes whose decoder KV is still missing (the
+    clean pass of the previous block, merged: one decoder call instead of two); with
     `first_byte_from_ar` the last of them gives the block's first byte from the next-byte head,
     taken in that same pass (the byte AR decoding would choose there, given the closed patch).
     `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
