@@ -359,6 +359,8 @@ def main(argv=None):
         source = args.model or blt_hf.DEFAULT_MODEL_PATH
         model = FastBltForCausalLM.from_pretrained(source)
     model = model.to(device=args.device, dtype=dtype).eval()
+    # EOS ignored: generate(eos_token_id=None) means "unset" (the model's EOS applies), as in transformers
+    model.generation_config.eos_token_id = None
     block = args.block_size or model.config.diffusion_block_size or 4
     if args.prompt_text:
         named = [(f"prompt {i}", FastBltTokenizer()(p, return_tensors="pt").input_ids[0])
