@@ -13,7 +13,7 @@ column (`view()` = capacity) and masks admit the committed ones, so a decoding s
 one shape from step to step and the step can be compiled or graph-captured.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -95,6 +95,7 @@ class DecodeState:
     global_: SlotKV
     static: bool = False  # attention over every column (fixed shapes) instead of the used ones
     compile_config: object = None  # transformers CompileConfig of the decoding steps (static only), None = eager
+    compiled: dict = field(default_factory=dict)  # step function -> its compiled form, for this generation
     len_hi: int = 0  # host-side upper bound of length.max()
     slack: int = 0  # columns past len_hi that a draft or a BLT-D block may occupy
     patch_hi: int = 0  # host-side upper bound of the patch count

@@ -266,6 +266,11 @@ def compile_config(model, gc):
     return None
 
 
+def slack_columns(o: Options) -> int:
+    """Columns past the committed bytes that a draft or a BLT-D block may occupy."""
+    return max(o.block_size, o.draft_length) + 2
+
+
 def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     """What FastBltGenerationConfig.validate cannot check alone: the model, the prompt, the mix of options."""
     trained = model.config.diffusion_block_size > 0
@@ -288,7 +293,7 @@ def validate(model, o: Options, prompt_len: int, force_diffusion: bool) -> None:
     if o.max_new_tokens < 0 or o.num_return_sequences < 1:
         raise ValueError(f"max_new_tokens must be >= 0 and num_return_sequences >= 1, got {o.max_new_tokens} "
                          f"and {o.num_return_sequences}")
-    slack = 2 * (max(o.block_size, o.draft_length) + 2)
+    slack = 2 * slack_columns(o)
     if o.max_cache_len is not None and (not o.static or o.max_cache_len < prompt_len + o.max_new_tokens + slack):
         raise ValueError(f"max_cache_len={o.max_cache_len} needs cache_implementation='static' and room for the prompt "
                          f"({prompt_len}) + max_new_tokens ({o.max_new_tokens}) + {slack} columns for a block or draft")
@@ -305,12 +310,14 @@ def step(st: DecodeState, fn):
     (set after the prefill, whose shapes are the prompt's), else `fn` itself."""
     if st.compile_config is None:
         return fn
-    key = (fn, repr(st.compile_config.to_dict()))
-    if key not in COMPILED:
-        COMPILED[key] = torch.compile(fn, **st.compile_config.to_dict())
-    compiled = COMPILED[key]
-    # CUDA graphs reuse their output memory on the next replay: keep copies (a mask, logits: small).
-    return lambda *args: clone_output(compiled(*args))
+    if fn not in st.compiled:  # looked up once per generation, not per step
+        key = (fn, repr(st.compile_config.to_dict()))
+        if key not in COMPILED:
+            COMPILED[key] = torch.compile(fn, **st.compile_config.to_dict())
+        compiled = COMPILED[key]
+        # CUDA graphs reuse their output memory on the next replay: keep copies (a mask, logits: small).
+        st.compiled[fn] = lambda *args: clone_output(compiled(*args))
+    return st.compiled[fn]
 
 
 def clone_output(out):
@@ -729,7 +736,7 @@ class Tracker:
         self.o, self.streamer = o, streamer
         self.criteria, self.prompt = stopping_criteria or None, prompt  # transformers' StoppingCriteriaList
         self.put_draft = getattr(streamer, "put_draft", None)  # watches each denoising pass (denoise)
-        self.cap = o.max_new_tokens + max(o.block_size, o.draft_length) + 2
+        self.cap = o.max_new_tokens + slack_columns(o)
         self.out = torch.zeros(batch, self.cap + 1, dtype=torch.long, device=device)  # + a dump column
         self.n = torch.zeros(batch, dtype=torch.long, device=device)
         self.end = torch.full((batch,), o.max_new_tokens, dtype=torch.long, device=device)
@@ -857,7 +864,7 @@ def generate(model, input_ids=None, attention_mask=None, generation_config=None,
 
 def run_decoding(model, o, input_ids, valid, tr, counters, steps):
     B, N = input_ids.shape
-    slack = max(o.block_size, o.draft_length) + 2
+    slack = slack_columns(o)
     capacity = N + o.max_new_tokens + 2 * slack
     if o.static:  # one size for every prompt up to it: compiled steps are reused, not recompiled
         capacity = o.max_cache_len or -(-capacity // STATIC_COLUMNS) * STATIC_COLUMNS
