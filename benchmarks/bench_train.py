@@ -9,9 +9,10 @@ number of blocks). Prints a card, then one JSON line.
 
   python benchmarks/bench_train.py                      # CPU defaults (small)
   python benchmarks/bench_train.py --compare-setups MODEL_DIR --block_sizes 8 --steps 40
-      # two short real `blt-hf train` runs side by side on the same bytes: fp32 in one process with
+      # short real `blt-hf train` runs side by side on the same bytes: fp32 in one process with
       # two threads (the setting the first default model was trained with) vs bf16 autocast with
-      # two 1-thread DDP processes (gloo); bytes/s and the logged loss at the same steps
+      # two 1-thread DDP processes (gloo), with and without DDP's search for unused parameters;
+      # bytes/s and the logged loss at the same steps
   python benchmarks/bench_train.py --device cuda --batch_size 16 --seq_len 1024 --local_hidden_size 512 \
       --global_hidden_size 1024 --global_layers 8
 """
@@ -70,11 +71,13 @@ def time_block_size(model, batches, block_size, warmup, device):
 TRAIN_FLAGS = ("--seq_len 512 --learning_rate 1e-3 --lr_scheduler_type constant --warmup_steps 0 --weight_decay 0.1 "
                "--adam_beta2 0.95 --max_grad_norm 1.0 --save_strategy no --logging_steps 5 --report_to none --seed 0 "
                "--disable_tqdm true --use_cpu true")
+DDP = ("accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 "
+       "--dynamo_backend no examples/train.py")
 SETUPS = {  # name: (launcher prefix, OMP threads per process, processes, extra flags)
     "fp32, 1 process x 2 threads": ("blt-hf train", 2, 1, ""),
-    "bf16 autocast, 2 DDP processes x 1 thread": (
-        "accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision bf16 "
-        "--dynamo_backend no examples/train.py", 1, 2, "--bf16 true"),
+    "bf16 autocast, 2 DDP processes x 1 thread, DDP searching unused parameters (Trainer's default)": (
+        DDP, 1, 2, "--bf16 true --ddp_find_unused_parameters true"),
+    "bf16 autocast, 2 DDP processes x 1 thread, no search (blt_hf's default)": (DDP, 1, 2, "--bf16 true"),
 }
 
 

@@ -47,8 +47,11 @@ def test_auto_round_trip_in_fresh_process(tmp_path, tiny_model):
 def test_auto_classes_in_process(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     assert type(AutoConfig.from_pretrained(tmp_path)).__name__ == "FastBltConfig"
-    assert isinstance(AutoModel.from_pretrained(tmp_path), FastBltModel)
-    assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path), FastBltForCausalLM)
+    base, causal = AutoModel.from_pretrained(tmp_path), AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert isinstance(base, FastBltModel) and isinstance(causal, FastBltForCausalLM)
+    for model in (base, causal):  # loading must not make the frozen entropy patcher trainable again
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and not any("patcher." in n for n in trainable)
 
 
 def test_export_to_transformers_and_back(tmp_path, tiny_model):

@@ -390,6 +390,16 @@ class FastBltPreTrainedModel(PreTrainedModel):
         elif isinstance(module, FastBltRMSNorm):
             init.ones_(module.weight)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        # transformers builds loaded parameters trainable again: the frozen patcher would otherwise join the
+        # optimizer (no gradient, but DDP without find_unused_parameters stops on it).
+        for module in model.modules():
+            if isinstance(module, FastBltModel):
+                module.freeze_patcher()
+        return model
+
 
 class FastBltModel(FastBltPreTrainedModel):
     def __init__(self, config: FastBltConfig):
@@ -402,9 +412,13 @@ class FastBltModel(FastBltPreTrainedModel):
         self.encoder_hash_tok_embedding = nn.Embedding(tables * config.encoder_hash_byte_group_vocab,
                                                        config.encoder_config.hidden_size)
         self.patcher = FastBltPatcher(config.patcher_config) if config.entropy_patching else None
-        if self.patcher is not None:  # the entropy model is trained separately and never updated here
-            self.patcher.requires_grad_(False)
+        self.freeze_patcher()
         self.post_init()
+
+    def freeze_patcher(self) -> None:
+        """The entropy model is trained separately and never updated here."""
+        if self.patcher is not None:
+            self.patcher.requires_grad_(False)
 
     def get_input_embeddings(self):
         return self.local_encoder.embed_tokens

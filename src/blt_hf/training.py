@@ -87,6 +87,15 @@ def use_default_precision(args: TrainingArguments) -> TrainingArguments:
     return args
 
 
+def use_default_ddp(args: TrainingArguments) -> TrainingArguments:
+    """DDP without the search for unused parameters unless asked for: Trainer turns it on by default, but
+    every trainable parameter of our models (and of a LoRA adapter on them) takes part in every step (the
+    entropy patcher is frozen, not unused), so it would only walk the autograd graph once more per step."""
+    if args.ddp_find_unused_parameters is None:
+        args.ddp_find_unused_parameters = False
+    return args
+
+
 def heads_for(width: int) -> int:
     return max(1, width // 64)  # head dim 64 as in BLT, one head for tiny widths
 
@@ -274,7 +283,7 @@ def check_arguments(m: ModelArguments, d: DataArguments) -> None:
 
 def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     """Build corpus and model, train (resuming when asked), save `output_dir/final`; returns (trainer, path)."""
-    use_default_precision(args)
+    use_default_ddp(use_default_precision(args))
     check_arguments(m, d)
     corpus = build_corpus(d.data_dir, d.seq_len, d.validation_fraction, d.max_files, d.max_train_bytes,
                           d.max_validation_bytes, seed=args.data_seed or 0)
