@@ -27,7 +27,7 @@ fi
 declare -A sizes=(  # local width, global width, global layers, hash rows per table
   [s]="192 256 3 512"
   [m]="256 288 4 512"   # the shipped model's shape
-  [l]="320 448 6 1024"
+  [l]="288 384 6 1024"
 )
 for name in s m l; do
   read -r local global layers hash <<<"${sizes[$name]}"
@@ -39,7 +39,7 @@ for name in s m l; do
       --seq_len 512 --per_device_train_batch_size 4 --max_steps "$steps" \
       --learning_rate 1e-3 --lr_scheduler_type cosine --warmup_steps 30 --weight_decay 0.1 --adam_beta2 0.95 \
       --max_grad_norm 1.0 --save_steps 100 --save_total_limit 1 --logging_steps 10 --report_to none \
-      --seed 0 --disable_tqdm true --resume_from_checkpoint true >"$out/$name.log" 2>&1
+      --seed 0 --disable_tqdm true --resume_from_checkpoint true >>"$out/$name.log" 2>&1
   fi
 done
 for name in s m l; do

@@ -71,8 +71,7 @@ def test_global(runs, model):
     _, st, _, ctx, _ = runs
     done = int(st.glob.min())
     assert torch.equal(st.glob, st.complete_patches())  # every complete patch went through it
-    slots = model.model.local_decoder.latent_slots(ctx.global_states)
-    slots = slots.view(*ctx.global_states.shape[:2], model.config.cross_attn_k, -1)
+    slots = model.model.latent_slots(ctx.global_states)  # (B, M, k, Hd)
     torch.testing.assert_close(st.lat[:, :done], slots[:, :done], atol=1e-5, rtol=1e-5)
 
 

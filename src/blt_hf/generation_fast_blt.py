@@ -27,7 +27,7 @@ from .cache_fast_blt import DecodeState
 from .cost import paper_counts
 from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
-from .masks import causal_mask, decoder_cross_mask
+from .masks import causal_mask
 from .patching import patch_rule
 from .sampling import entropy, process_logits, sample, select_positions
 
@@ -355,7 +355,7 @@ def write_bytes(st: DecodeState, cols, ids, valid, t, offset: int = 0):
 
 def run_patcher(model, st, cols, pos, ids, mask):
     """Entropy model on the new bytes with its KV cache -> H (B, Q) in nats."""
-    return entropy(model.model.patcher(ids, pos, mask, st.patcher.at(cols, st.view())))
+    return model.model.entropies(ids, pos, mask, st.patcher.at(cols, st.view()))
 
 
 def update_patches(model, st, cols, valid, H, t):
@@ -393,8 +393,7 @@ def run_encoder(model, st, cols, pos, mask):
     Q = cols.shape[1]
     window_cols = cols[:, :1] - w + torch.arange(w + Q, device=cols.device)
     ids = torch.where(window_cols >= 0, st.ids.gather(1, window_cols.clamp(min=0)), 0)
-    embeds = inner.embed(ids)[:, w:]  # (B, Q, He): each n-gram sees its own previous bytes
-    h = inner.local_encoder(embeds, pos, mask, st.encoder.at(cols, st.view()))
+    h = inner.byte_states(ids, pos, mask, cache=st.encoder.at(cols, st.view()), context=w)  # (B, Q, He)
     st.enc.scatter_(1, cols[..., None].expand_as(h), h)
 
 
@@ -463,15 +462,14 @@ def new_patch_bytes(st, done, total, cols):
 def global_pass(model, st, done, total, n_new, cols, ghi):
     """Pool patches [done, total) from the encoder states at columns `cols` (B, C) and run them through the
     global transformer (attention over its columns [0, ghi)); their decoder-side latent slots land in st.lat."""
-    inner, k = model.model, model.config.cross_attn_k
+    inner = model.model
     rel = torch.where(new_patch_bytes(st, done, total, cols), st.read("pid", cols.clamp(min=0)) - done[:, None], -1)
     enc = st.enc.gather(1, cols.clamp(min=0)[..., None].expand(-1, -1, st.enc.shape[-1]))
     latents = inner.local_encoder.pool(enc, rel, n_new)  # (B, n_new, k*He); needs whole patches
     gpos = done[:, None] + torch.arange(n_new, device=done.device)  # patch index = global RoPE position
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
     mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
-    out = inner.global_transformer(latents, gpos, mask, st.global_.at(gpos, ghi))  # (B, n_new, Hg)
-    slots = inner.local_decoder.latent_slots(out).view(*gpos.shape, k, -1)  # (B, n_new, k, Hd)
+    slots = inner.latent_slots(inner.global_step(latents, gpos, mask, st.global_.at(gpos, ghi)))  # (B, n_new, k, Hd)
     st.lat.scatter_(1, gpos[..., None, None].expand_as(slots), slots)
 
 
@@ -497,7 +495,8 @@ def block_states(model, st, block, cols, pos):
     before_cols = st.length[:, None] - w + torch.arange(w, device=block.device)
     before = torch.where(before_cols >= 0, st.ids.gather(1, before_cols.clamp(min=0)), 0)
     mask = block_key_mask(st, cols, pos, st.length, st.length + block.shape[1], c.local_attention_window_len)
-    return inner.local_encoder(inner.embed_blocks(before, block), pos, mask, st.encoder.at(cols, st.view()))
+    return inner.byte_states(torch.cat([before, block], 1), pos, mask, cache=st.encoder.at(cols, st.view()),
+                             context=w)
 
 
 def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None):
@@ -507,18 +506,12 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
     at cols >= end form a BLT-D block: they see the committed slots (window applied) and the whole
     block [end, block_end) bidirectionally, nothing else (block_diffusion_mask in training).
     """
-    inner, k = model.model, model.config.cross_attn_k
     if mask is None:
         mask = block_key_mask(st, cols, pos, end, block_end, model.config.local_attention_window_len)
-    Q = h.shape[1]
-    if Q <= 16:  # gather each query's own k latent slots: O(Q*k) keys
-        slots = st.lat.gather(1, latent[..., None, None].expand(-1, -1, k, st.lat.shape[-1])).flatten(1, 2)
-        cross = torch.eye(Q, dtype=torch.bool, device=h.device).repeat_interleave(k, 1)
-        cross = cross[None, None].expand(h.shape[0], 1, Q, Q * k)
-    else:  # long chunk (prefill): every processed patch, masked to each query's latent
-        slots = st.lat[:, : st.patch_hi].flatten(1, 2)
-        cross = decoder_cross_mask(latent, st.patch_hi, k)
-    return inner.local_decoder(h, pos, mask, slots, cross, st.decoder.at(cols, st.view()))
+    # Every processed patch (a step gathers its own); at least one: before the first patch completes
+    # the bytes read slot 0, still zeros.
+    slots = st.lat[:, : st.patch_view(max(st.patch_hi, 1))]
+    return model.model.decode(h, pos, mask, slots, latent, st.decoder.at(cols, st.view()))
 
 
 def clean_latents(st, cols):

@@ -343,6 +343,10 @@ class FastBltLocalDecoder(FastBltStack):
 
 # ----------------------------------------------------------------------------- the model
 
+# A cached decoder step of at most this many queries (a byte, a draft, a block) gathers each query's own
+# latent slots instead of masking all of them: fixed shapes for the static cache, fewer keys.
+OWN_SLOTS_MAX_QUERIES = 16
+
 
 @dataclass
 class Patching:
@@ -458,7 +462,7 @@ class FastBltModel(FastBltPreTrainedModel):
             window = c.patcher_config.sliding_window
             window = window if window is not None and window < input_ids.shape[1] else None
             mask = causal_mask(position_ids, position_ids, valid, window, doc_ids, doc_ids)
-            ent = entropy(self.patcher(input_ids, position_ids, mask))
+            ent = self.entropies(input_ids, position_ids, mask)
             starts_ext = patch_starts_from_entropies(ent, valid, pos_ext, c.patching_threshold, c.max_patch_length)
         starts = starts_ext[:, :-1] & valid
         ids = torch.where(valid, starts.long().cumsum(-1) - 1, -1)
@@ -477,25 +481,47 @@ class FastBltModel(FastBltPreTrainedModel):
         position_ids = positions_in_document(doc_ids, valid)
         patching = self.patch(input_ids, valid, position_ids, doc_ids)
         h_bytes, latents = self.encode(input_ids, valid, position_ids, doc_ids, patching)
-        global_states = self.global_step(latents, patching)
+        global_states = self.global_step(latents, patching.patch_pos, self.patch_mask(patching))
         return Context(valid, position_ids, doc_ids, patching, h_bytes, global_states)
 
     def forward(self, input_ids=None, attention_mask=None, **kwargs):
         ctx = self.contextualize(*byte_ids(self.config, input_ids, attention_mask))
         mask = self.byte_mask(ctx)
-        return BaseModelOutput(last_hidden_state=self.decode(ctx.h_bytes, ctx.position_ids, mask, ctx.global_states,
+        return BaseModelOutput(last_hidden_state=self.decode(ctx.h_bytes, ctx.position_ids, mask,
+                                                             self.latent_slots(ctx.global_states),
                                                              ctx.patching.latent_ids))
 
     def encode(self, input_ids, valid, position_ids, doc_ids, patching: Patching):
         """Local encoder: bytes -> byte states (B, N, He) and patch latents (B, M, k*He)."""
         mask = causal_mask(position_ids, position_ids, valid, self.window(valid.shape[1]), doc_ids, doc_ids)
-        h_bytes = self.local_encoder(self.embed(input_ids, doc_ids), position_ids, mask)
+        h_bytes = self.byte_states(input_ids, position_ids, mask, doc_ids)
         return h_bytes, self.local_encoder.pool(h_bytes, patching.ids, patching.num_patches)
 
-    def global_step(self, latents, p: Patching):
-        """Global transformer over each row's patches (causal within a document; padding masked)."""
-        mask = causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
-        return self.global_transformer(latents, p.patch_pos, mask)
+    def patch_mask(self, p: Patching):
+        """The global attention: causal over each row's patches within a document; padding masked."""
+        return causal_mask(p.patch_pos, p.patch_pos, p.patch_valid, None, p.patch_doc, p.patch_doc)
+
+    # The components, each used alike by the full-sequence passes above (training, forward) and by the
+    # cached decoding steps of generation_fast_blt.py, which pass `cache`: a SlotKV.at(cols, hi) of
+    # cache_fast_blt.py, so the new keys/values land at explicit columns of pre-allocated buffers.
+
+    def entropies(self, input_ids, position_ids, mask, cache=None):
+        """Entropy patcher: next-byte entropies (B, N) in nats, what the patch rule (patching.py) reads."""
+        return entropy(self.patcher(input_ids, position_ids, mask, cache))
+
+    def byte_states(self, input_ids, position_ids, mask, doc_ids=None, cache=None, context: int = 0):
+        """Hash n-gram embeddings + local encoder layers -> (B, N - context, He). The first `context` ids
+        only lend their bytes to the others' n-grams (a cached step's window of earlier bytes)."""
+        return self.local_encoder(self.embed(input_ids, doc_ids)[:, context:], position_ids, mask, cache)
+
+    def global_step(self, latents, position_ids, mask, cache=None):
+        """Global transformer over patch latents (B, M, k*He) at patch positions (B, M) -> (B, M, Hg)."""
+        return self.global_transformer(latents, position_ids, mask, cache)
+
+    def latent_slots(self, global_states):
+        """(B, M, Hg) -> (B, M, k, Hd): the k keys/values each patch offers the bytes that read it."""
+        slots = self.local_decoder.latent_slots(global_states)
+        return slots.unflatten(1, (global_states.shape[1], self.config.cross_attn_k))
 
     def window(self, length: int):
         """The local sliding window, or None when no position can fall outside it (saves the term)."""
@@ -506,11 +532,17 @@ class FastBltModel(FastBltPreTrainedModel):
         pos, doc = ctx.position_ids, ctx.doc_ids
         return causal_mask(pos, pos, ctx.valid, self.window(pos.shape[1]), doc, doc)
 
-    def decode(self, h, position_ids, mask, global_states, latent_ids):
-        """Local decoder over any stream of byte states; `latent_ids` (B, T) picks each one's latent."""
-        slots = self.local_decoder.latent_slots(global_states)
-        cross = decoder_cross_mask(latent_ids, global_states.shape[1], self.config.cross_attn_k)
-        return self.local_decoder(h, position_ids, mask, slots, cross)
+    def decode(self, h, position_ids, mask, slots, latent_ids, cache=None):
+        """Local decoder over any stream of byte states h (B, Q, Hd); `latent_ids` (B, Q) picks each one's
+        patch among `slots` (B, M, k, Hd). A cached step of a few queries cross-attends only to its
+        queries' own k slots (O(Q*k) keys, whatever M), the full sequence to all of them, masked."""
+        k, Q = self.config.cross_attn_k, h.shape[1]
+        if cache is not None and Q <= OWN_SLOTS_MAX_QUERIES:
+            own = slots.gather(1, latent_ids[..., None, None].expand(-1, -1, k, slots.shape[-1])).flatten(1, 2)
+            cross = torch.eye(Q, dtype=torch.bool, device=h.device).repeat_interleave(k, 1)
+            return self.local_decoder(h, position_ids, mask, own, cross[None, None].expand(len(h), 1, Q, Q * k), cache)
+        cross = decoder_cross_mask(latent_ids, slots.shape[1], k)
+        return self.local_decoder(h, position_ids, mask, slots.flatten(1, 2), cross, cache)
 
 
 @dataclass
@@ -549,8 +581,8 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         ctx = inner.contextualize(input_ids, valid)
         block_size = self.config.diffusion_block_size
         if labels is None or block_size == 0 or (diffusion_t is None and not self.training):
-            hidden = inner.decode(ctx.h_bytes, ctx.position_ids, inner.byte_mask(ctx), ctx.global_states,
-                                  ctx.patching.latent_ids)
+            hidden = inner.decode(ctx.h_bytes, ctx.position_ids, inner.byte_mask(ctx),
+                                  inner.latent_slots(ctx.global_states), ctx.patching.latent_ids)
             logits = self.lm_head(hidden[:, -logits_to_keep:] if logits_to_keep else hidden).float()
             loss = None if labels is None else self.loss_function(logits, labels, self.config.vocab_size, **kwargs)
             return FastBltCausalLMOutput(loss=loss, logits=logits, loss_clean=loss)
@@ -571,7 +603,7 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         else:
             h_blocks = inner.local_encoder.embed_tokens(noisy).flatten(1, 2)  # (B, nb*Bs, Hd)
         h = torch.cat([ctx.h_bytes, h_blocks], 1)
-        hidden = inner.decode(h, s["pos"], mask, ctx.global_states, s["latent"])
+        hidden = inner.decode(h, s["pos"], mask, inner.latent_slots(ctx.global_states), s["latent"])
         logits = self.lm_head(hidden[:, :N]).float()
         block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)
         loss_clean = self.loss_function(logits, labels, self.config.vocab_size,
