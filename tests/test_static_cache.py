@@ -70,14 +70,17 @@ def test_bad_cache_settings_raise(model, kwargs, message):
 
 @pytest.mark.parametrize("decoding", ["autoregressive", "diffusion"])
 def test_compiled_steps_equal_eager_and_are_reused(model, decoding):
-    """A CPU compile_config compiles the steps (as transformers' `_compile_all_devices`); the second prompt,
-    of another length but the same cache size, must not recompile."""
+    """A CPU compile_config compiles the steps (as transformers' `_compile_all_devices`) into a few graphs
+    each, not one per step (a guard on a value that changes as bytes commit would recompile every time a
+    patch completes: the limit makes that an error); the second prompt, of another length but the same
+    cache size, must not recompile at all."""
     kw = dict(decoding=decoding, cache_implementation="static", max_cache_len=64)
     first, second = random_ids(1, 9, seed=4), random_ids(1, 14, seed=5)
     eager = [greedy(model, ids, 24, **kw) for ids in (first, second)]
     config = CompileConfig(dynamic=False, mode="default")
     torch._dynamo.reset()
-    assert torch.equal(greedy(model, first, 24, compile_config=config, **kw), eager[0])
+    with torch._dynamo.config.patch(recompile_limit=3, fail_on_recompile_limit_hit=True):
+        assert torch.equal(greedy(model, first, 24, compile_config=config, **kw), eager[0])
     with torch.compiler.set_stance("fail_on_recompile"):
         assert torch.equal(greedy(model, second, 24, compile_config=config, **kw), eager[1])
     torch._dynamo.reset()

@@ -509,8 +509,9 @@ def run_decoder(model, st, h, cols, pos, latent, end, block_end=None, mask=None)
     if mask is None:
         mask = block_key_mask(st, cols, pos, end, block_end, model.config.local_attention_window_len)
     # Every processed patch (a step gathers its own); at least one: before the first patch completes
-    # the bytes read slot 0, still zeros.
-    slots = st.lat[:, : st.patch_view(max(st.patch_hi, 1))]
+    # the bytes read slot 0, still zeros. Static: all of them, without reading the host-side count
+    # (a compiled step would specialise on it and recompile whenever a patch completes).
+    slots = st.lat if st.static else st.lat[:, : max(st.patch_hi, 1)]
     return model.model.decode(h, pos, mask, slots, latent, st.decoder.at(cols, st.view()))
 
 
