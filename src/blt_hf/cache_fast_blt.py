@@ -43,11 +43,25 @@ class SlotWrite(NamedTuple):
     hi: int
 
     def update(self, k, v, layer_idx):
-        # k, v (B, h, Q, d) -> scattered into each row's own columns; return (B, h, hi, d) views.
-        index = self.cols[:, None, :, None].expand_as(k)
-        self.kv.k[layer_idx].scatter_(2, index, k)
-        self.kv.v[layer_idx].scatter_(2, index, v)
+        # k, v (B, h, Q, d) -> written into each row's own columns; return (B, h, hi, d) views.
+        rows = row_index(self.cols)
+        self.kv.k[layer_idx][rows, :, self.cols] = k.transpose(1, 2)  # (B, Q, h, d): indexed dims first
+        self.kv.v[layer_idx][rows, :, self.cols] = v.transpose(1, 2)
         return self.kv.k[layer_idx][:, :, : self.hi], self.kv.v[layer_idx][:, :, : self.hi]
+
+
+def row_index(cols: torch.Tensor) -> torch.Tensor:
+    """(B, 1) row numbers to pair with per-row columns (B, Q) in an indexed write.
+
+    Every write into the pre-allocated buffers is an indexed assignment (`index_put_`), not a
+    `scatter_`: in a compiled step inductor updates the former in place, while a scatter into a graph
+    input becomes a copy of the whole buffer (measured: the caches' size copied at every step)."""
+    return torch.arange(cols.shape[0], device=cols.device)[:, None]
+
+
+def put_columns(buffer: torch.Tensor, cols: torch.Tensor, values: torch.Tensor) -> None:
+    """buffer[b, cols[b, q]] = values[b, q] for (B, T, ...) buffers (see row_index)."""
+    buffer[row_index(cols), cols] = values
 
 
 def stack_cache(stack_config, batch, length, dtype, device) -> SlotKV:
@@ -149,12 +163,12 @@ class DecodeState:
         """Write (B,) `value` into one byte field at each row's last committed byte (rows with none: no-op)."""
         col = (self.length - 1).clamp(min=0)[:, None]
         field = getattr(self, name)
-        field.scatter_(1, col, torch.where(self.length > 0, value, field.gather(1, col)[:, 0])[:, None])
+        put_columns(field, col, torch.where(self.length > 0, value, field.gather(1, col)[:, 0])[:, None])
 
     def write(self, cols: torch.Tensor, **values) -> None:
         """Store (B, Q) values of the named byte fields at columns `cols` (B, Q)."""
         for name, value in values.items():
-            getattr(self, name).scatter_(1, cols, value)
+            put_columns(getattr(self, name), cols, value)
 
     def read(self, name: str, cols: torch.Tensor) -> torch.Tensor:
         return getattr(self, name).gather(1, cols)

@@ -23,7 +23,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
-from .cache_fast_blt import DecodeState
+from .cache_fast_blt import DecodeState, put_columns
 from .cost import paper_counts
 from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfig
 from .inputs import byte_ids
@@ -394,7 +394,7 @@ def run_encoder(model, st, cols, pos, mask):
     window_cols = cols[:, :1] - w + torch.arange(w + Q, device=cols.device)
     ids = torch.where(window_cols >= 0, st.ids.gather(1, window_cols.clamp(min=0)), 0)
     h = inner.byte_states(ids, pos, mask, cache=st.encoder.at(cols, st.view()), context=w)  # (B, Q, He)
-    st.enc.scatter_(1, cols[..., None].expand_as(h), h)
+    put_columns(st.enc, cols, h)
 
 
 def append(model, st, ids, valid, counters=None, active=None):
@@ -470,7 +470,7 @@ def global_pass(model, st, done, total, n_new, cols, ghi):
     key_cols = torch.arange(ghi, device=done.device).expand(len(done), -1)
     mask = causal_mask(gpos, key_cols, key_cols < total[:, None])
     slots = inner.latent_slots(inner.global_step(latents, gpos, mask, st.global_.at(gpos, ghi)))  # (B, n_new, k, Hd)
-    st.lat.scatter_(1, gpos[..., None, None].expand_as(slots), slots)
+    put_columns(st.lat, gpos, slots)
 
 
 def block_key_mask(st, cols, pos, end, block_end, window):
