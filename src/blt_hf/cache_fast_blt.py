@@ -32,7 +32,7 @@ class SlotKV:
     def at(self, cols: torch.Tensor, hi: int) -> "SlotWrite":
         """The cache argument of one component call: its Q new entries go to columns `cols` (B, Q) of
         each row, and attention reads columns [0, hi) (hi >= every row's end)."""
-        return SlotWrite(self, cols, hi)
+        return SlotWrite(self, cols, hi, row_index(cols))
 
 
 class SlotWrite(NamedTuple):
@@ -41,12 +41,12 @@ class SlotWrite(NamedTuple):
     kv: SlotKV
     cols: torch.Tensor
     hi: int
+    rows: torch.Tensor  # row_index(cols), once per call rather than per layer
 
     def update(self, k, v, layer_idx):
         # k, v (B, h, Q, d) -> written into each row's own columns; return (B, h, hi, d) views.
-        rows = row_index(self.cols)
-        self.kv.k[layer_idx][rows, :, self.cols] = k.transpose(1, 2)  # (B, Q, h, d): indexed dims first
-        self.kv.v[layer_idx][rows, :, self.cols] = v.transpose(1, 2)
+        self.kv.k[layer_idx][self.rows, :, self.cols] = k.transpose(1, 2)  # (B, Q, h, d): indexed dims first
+        self.kv.v[layer_idx][self.rows, :, self.cols] = v.transpose(1, 2)
         return self.kv.k[layer_idx][:, :, : self.hi], self.kv.v[layer_idx][:, :, : self.hi]
 
 
@@ -147,10 +147,6 @@ class DecodeState:
         """Columns byte-level attention reads: every committed byte plus room for a draft / block
         (all of them with static shapes)."""
         return self.capacity if self.static else min(self.len_hi + self.slack, self.capacity)
-
-    def patch_view(self, needed: int) -> int:
-        """Columns the global attention reads (all of them with static shapes)."""
-        return self.capacity if self.static else needed
 
     def tail(self) -> Tail:
         """Each row's last committed byte (EMPTY for rows with none)."""
