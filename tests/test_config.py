@@ -41,6 +41,8 @@ INVALID = [
     (dict(global_config=dict(rope_parameters=dict(rope_theta=0.0))), r"rope_theta'\] must be > 0, got 0.0"),
     (dict(encoder_config=dict(rope_parameters=dict(rope_theta=-5.0))), r"rope_theta'\] must be > 0, got -5.0"),
     (dict(diffusion_block_input="hash"), "diffusion_block_input must be one of"),
+    (dict(diffusion_distill_weight=-0.1), r"diffusion_distill_weight must be in \[0, 1\], got -0.1"),
+    (dict(diffusion_distill_weight=1.5), r"diffusion_distill_weight must be in \[0, 1\], got 1.5"),
 ]
 
 

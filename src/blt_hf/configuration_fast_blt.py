@@ -168,6 +168,12 @@ class FastBltConfig(PreTrainedConfig):
     # embedding alone (MASK included); "encoder" = byte + hash n-gram embeddings (n-grams reach into
     # the clean bytes before the block) through the local encoder layers, under the block mask.
     diffusion_block_input: str = "bytes"
+    # Self-distillation of the block path (DESIGN.md §6; not in the paper): each masked block byte's
+    # target becomes (1 - w) * its one-hot byte + w * the model's own next-byte distribution for that
+    # byte (the clean stream, which sees every true byte before it; detached). That teacher knows more
+    # than the block position does, and averaged over what the block cannot see it is the same
+    # conditional as the one-hot target, so the optimum is unchanged and the target's variance is lower.
+    diffusion_distill_weight: float = 0.0
     tie_word_embeddings: bool = False
     use_cache: bool = True
     pad_token_id: int | None = 0
@@ -228,6 +234,8 @@ class FastBltConfig(PreTrainedConfig):
                  f"diffusion_block_size must be >= 0 (0 = plain BLT), got {self.diffusion_block_size}")
         _require(self.diffusion_loss_weight > 0,
                  f"diffusion_loss_weight must be > 0, got {self.diffusion_loss_weight}")
+        _require(0.0 <= self.diffusion_distill_weight <= 1.0,
+                 f"diffusion_distill_weight must be in [0, 1], got {self.diffusion_distill_weight}")
         _require(self.diffusion_block_input in BLOCK_INPUTS,
                  f"diffusion_block_input must be one of {BLOCK_INPUTS}, got {self.diffusion_block_input!r}")
         _require(self.max_position_embeddings > 0,
@@ -294,7 +302,8 @@ def blt_config_from_fast_blt(config: FastBltConfig):
     from transformers import BltConfig
 
     fields = _strip(config.to_dict())
-    for name in ("diffusion_block_size", "mask_token_id", "diffusion_loss_weight", "diffusion_block_input"):
+    for name in ("diffusion_block_size", "mask_token_id", "diffusion_loss_weight", "diffusion_block_input",
+                 "diffusion_distill_weight"):
         fields.pop(name, None)
     for sub, prefix in _SUBCONFIGS.items():
         fields[sub] = {k: v for k, v in _strip(fields[sub]).items()

@@ -6,7 +6,8 @@ MASK with probability t ~ U(0, 1) (one t per sequence, torch RNG, so seeded runs
 decoder predicts every masked byte at its own position. Encoder and global transformer see only
 the clean bytes; the decoder sees [clean stream; all blocks] under `masks.block_diffusion_mask`.
 Loss = L_clean (next byte) + L_mask, L_mask = sum over masked positions of CE / t, divided by
-the number of real block positions.
+the number of real block positions (optionally against a target softened toward the model's own
+next-byte prediction: `diffusion_distill_weight`).
 
 Choices where the paper is silent: block bytes are embedded by byte lookup (MASK included,
 no hash n-grams); block positions past the end of the document or sequence carry no loss and
@@ -98,11 +99,27 @@ def stream(ctx, blocks: Blocks):
     )
 
 
-def masked_block_loss(block_logits, blocks: Blocks, masked, t):
-    """L_mask: CE of masked bytes at their own position, weighted 1/t, over real block positions."""
+def teacher_logits(logits, blocks: Blocks, masked):
+    """(n_masked, V): the clean stream's next-byte logits for each masked block byte (position start + j
+    predicts byte start + j + 1, so byte start + j is read at start + j - 1 >= 0: a block never starts at
+    a document's first byte), detached so the teacher is not pulled toward the student."""
+    Bs = blocks.bytes.shape[-1]
+    source = blocks.start[..., None] - 1 + torch.arange(Bs, device=logits.device)  # (B, nb, Bs)
+    batch = torch.arange(logits.shape[0], device=logits.device)[:, None, None].expand_as(source)
+    return logits[batch[masked], source[masked]].detach()
+
+
+def masked_block_loss(block_logits, blocks: Blocks, masked, t, teacher=None, distill: float = 0.0):
+    """L_mask: CE of masked bytes at their own position, weighted 1/t, over real block positions. With
+    `distill` > 0 the target is (1 - distill) * one-hot + distill * softmax(`teacher`), the next-byte
+    logits of each masked byte (`teacher_logits`; FastBltConfig.diffusion_distill_weight says why)."""
     real = (blocks.targets >= 0).sum()
     if not masked.any():
         return block_logits.sum() * 0.0  # keeps the graph (and DDP) happy when nothing is masked
     weights = (1.0 / t)[:, None, None].expand_as(masked)[masked]
-    ce = F.cross_entropy(block_logits[masked].float(), blocks.targets[masked], reduction="none")
+    student = block_logits[masked].float()
+    ce = F.cross_entropy(student, blocks.targets[masked], reduction="none")
+    if distill > 0:
+        soft = F.cross_entropy(student, teacher.float().softmax(-1), reduction="none")
+        ce = (1 - distill) * ce + distill * soft
     return (ce * weights).sum() / real.clamp(min=1)

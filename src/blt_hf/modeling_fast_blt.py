@@ -22,7 +22,7 @@ from transformers.utils import ModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_fast_blt import FastBltConfig, fast_blt_config_from_blt
-from .diffusion_objective import cut_blocks, ids_before, masked_block_loss, noise, stream
+from .diffusion_objective import cut_blocks, ids_before, masked_block_loss, noise, stream, teacher_logits
 from .generation_config_fast_blt import FastBltGenerationConfig
 from .generation_fast_blt import generate
 from .inputs import byte_ids
@@ -608,7 +608,9 @@ class FastBltForCausalLM(FastBltPreTrainedModel, GenerationMixin):
         block_logits = self.lm_head(hidden[:, N:]).view(*noisy.shape, -1)
         loss_clean = self.loss_function(logits, labels, self.config.vocab_size,
                                         num_items_in_batch=num_items_in_batch, **kwargs)
-        loss_mask = masked_block_loss(block_logits, blocks, masked, t)
+        distill = self.config.diffusion_distill_weight
+        teacher = teacher_logits(logits, blocks, masked) if distill > 0 else None
+        loss_mask = masked_block_loss(block_logits, blocks, masked, t, teacher, distill)
         loss_mask = loss_mask * self.config.diffusion_loss_weight
         if num_items_in_batch is not None:
             # Trainer sums micro-batch losses under gradient accumulation when it passes the count;

@@ -51,6 +51,9 @@ class ModelArguments:
     diffusion_block_input: str | None = field(default=None, metadata={
         "help": "BLT-D block inputs: 'bytes' (byte embeddings) or 'encoder' (hash n-grams + encoder layers); "
                 "None = keep the checkpoint's, 'bytes' from scratch"})
+    diffusion_distill_weight: float | None = field(default=None, metadata={
+        "help": "BLT-D self-distillation: share of each masked byte's target taken from the model's own "
+                "next-byte distribution, in [0, 1]; None = keep the checkpoint's, 0 from scratch"})
     entropy_model_path: str | None = field(default=None, metadata={"help": "a trained FastBltEntropyModel directory "
                                                                            "to use instead of training one"})
     local_hidden_size: int = field(default=256, metadata={"help": "encoder/decoder width"})
@@ -114,6 +117,7 @@ def blt_config_from_args(m: ModelArguments, seq_len: int) -> FastBltConfig:
         diffusion_block_size=DEFAULT_BLOCK_SIZE if m.diffusion_block_size is None else m.diffusion_block_size,
         diffusion_loss_weight=1.0 if m.diffusion_loss_weight is None else m.diffusion_loss_weight,
         diffusion_block_input=m.diffusion_block_input or "bytes",
+        diffusion_distill_weight=m.diffusion_distill_weight or 0.0,
         encoder_hash_byte_group_vocab=m.hash_vocab,
         max_patch_length=m.max_patch_length, max_position_embeddings=max(seq_len, 1024),
         patcher_config=patcher_config_from_args(m).to_dict(),
@@ -224,6 +228,8 @@ def build_model(corpus, m: ModelArguments, args: TrainingArguments, seq_len: int
             model.config.diffusion_loss_weight = m.diffusion_loss_weight
         if m.diffusion_block_input is not None:
             model.config.diffusion_block_input = m.diffusion_block_input
+        if m.diffusion_distill_weight is not None:
+            model.config.diffusion_distill_weight = m.diffusion_distill_weight
     else:
         torch.manual_seed(args.seed)  # same initial weights on every rank and on every resume
         model = FastBltForCausalLM(blt_config_from_args(m, seq_len))
@@ -279,6 +285,8 @@ def check_arguments(m: ModelArguments, d: DataArguments) -> None:
             raise ValueError(f"--{name} must be {'>= 0' if name == 'diffusion_block_size' else '>= 1'}, got {value}")
     if m.diffusion_loss_weight is not None and not m.diffusion_loss_weight > 0:
         raise ValueError(f"--diffusion_loss_weight must be > 0, got {m.diffusion_loss_weight}")
+    if m.diffusion_distill_weight is not None and not 0 <= m.diffusion_distill_weight <= 1:
+        raise ValueError(f"--diffusion_distill_weight must be in [0, 1], got {m.diffusion_distill_weight}")
 
 
 def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
