@@ -153,15 +153,20 @@ def reference_diffusion(model, ids, n_new, block_size, alpha, first_byte_from_ar
         while masked.any():
             logits = reference_block_logits(model, seq, forced, block)
             ar_first = first_byte_from_ar and first
-            conf, values = (logits[:, :-1] if ar_first else logits[:, 1:]).softmax(-1).max(-1)
+            # offset 0 from the next-byte head (logits[:, 0]) or the block's own position; offset j >= 1 always its own
+            own = torch.cat([logits[:, :1], logits[:, 2:]], 1) if ar_first else logits[:, 1:]
+            conf, values = own.softmax(-1).max(-1)
             if ar_first:
                 conf[:, 0] = 2.0
-            chosen = sampling.unmask_confidence(conf, masked, alpha, fallback)
+            if fallback == "end_block" and not (masked & (conf > alpha)).any() and block[0, 0] != 3:
+                block = block[:, : int(masked[0].nonzero()[0])]  # nothing sure: the decided prefix only
+                break
+            chosen = sampling.unmask_confidence(conf, masked, alpha, "leftmost" if fallback == "end_block" else fallback)
             block, masked, first = torch.where(chosen, values, block), masked & ~chosen, False
         if not repatch_blocks:
             forced.add(seq.shape[1])
         seq = torch.cat([seq, block], 1)
-    return seq
+    return seq[:, : ids.shape[1] + n_new]
 
 
 @pytest.mark.parametrize("block_input", ["bytes", "encoder"])
@@ -175,7 +180,7 @@ def test_cached_diffusion_equals_recompute(block_input):
 
 @pytest.mark.parametrize("first_byte_from_ar,repatch_blocks,fallback", [
     (True, False, "most_confident"), (False, True, "most_confident"), (True, True, "leftmost"),
-    (False, False, "leftmost")])
+    (False, False, "leftmost"), (True, False, "end_block"), (False, False, "end_block"), (True, True, "end_block")])
 def test_diffusion_options_equal_recompute(first_byte_from_ar, repatch_blocks, fallback):
     model = make_model(sharpen_head=6.0)
     ids = random_ids(1, 10, seed=0)
@@ -183,9 +188,21 @@ def test_diffusion_options_equal_recompute(first_byte_from_ar, repatch_blocks, f
     out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, unmasking_fallback=fallback, **opts)
     ref = reference_diffusion(model, ids, 16, 4, 0.5, fallback=fallback, **opts)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    if fallback == "end_block":  # blocks were cut here: not the leftmost rule under another name
+        assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, fallback="leftmost", **opts))
     if repatch_blocks:  # the persistent forced boundaries change the text: the option is not a no-op
         assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, first_byte_from_ar=first_byte_from_ar,
                                                         fallback=fallback))
+
+
+def test_end_block_after_a_one_byte_prompt_equals_recompute():
+    """Cut blocks leave fewer committed bytes than the next merged clean pass covers: it redoes older ones."""
+    model, ids = make_model(sharpen_head=6.0), random_ids(1, 1, seed=0)
+    kw = dict(first_byte_from_ar=True, confidence_threshold=0.5)
+    out = greedy(model, ids, 16, decoding="diffusion", unmasking_fallback="end_block", return_dict_in_generate=True, **kw)
+    assert out.cycles.item() > 16 // 4, "blocks were cut"
+    torch.testing.assert_close(out.sequences, reference_diffusion(model, ids, 16, 4, 0.5, fallback="end_block",
+                                                                  first_byte_from_ar=True), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("unmasking", ["confidence", "entropy_bound", "one_step"])

@@ -84,3 +84,21 @@ def test_compiled_steps_equal_eager_and_are_reused(model, decoding):
     with torch.compiler.set_stance("fail_on_recompile"):
         assert torch.equal(greedy(model, second, 24, compile_config=config, **kw), eager[1])
     torch._dynamo.reset()
+
+
+def test_end_block_fallback_batch_rows_alone_and_static():
+    """Blocks cut at different lengths per row (unmasking_fallback="end_block"): each row of a left-padded
+    batch equals the row alone, and the static cache equals the dynamic one."""
+    batch, mask = padded_batch()
+    kw = dict(decoding="diffusion", unmasking_fallback="end_block", first_byte_from_ar=True,
+              confidence_threshold=0.7, return_dict_in_generate=True)
+    model_end_block = make_model(sharpen_head=2.0)
+    dynamic = greedy(model_end_block, batch, 20, attention_mask=mask, **kw)
+    assert (dynamic.cycles > 20 // 4).all() and dynamic.cycles[0] != dynamic.cycles[1], "rows cut blocks differently"
+    static = greedy(model_end_block, batch, 20, attention_mask=mask, cache_implementation="static", **kw)
+    assert torch.equal(static.sequences, dynamic.sequences)
+    for name in COUNTED:
+        assert torch.equal(getattr(static, name), getattr(dynamic, name)), name
+    for row, ids in ((0, batch[:1, 8:]), (1, batch[1:])):
+        alone = greedy(model_end_block, ids, 20, **kw).sequences[0]
+        torch.testing.assert_close(dynamic.sequences[row, -alone.shape[0]:], alone, rtol=0, atol=0)

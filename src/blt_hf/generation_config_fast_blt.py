@@ -44,7 +44,9 @@ class FastBltGenerationConfig(GenerationConfig):
         unmasking (`str`): BLT-D rule, "confidence" (`confidence_threshold`), "entropy_bound"
             (`entropy_bound`, nats) or "one_step" (the whole block in one pass).
         unmasking_fallback (`str`): what fills a pass where no position passes the rule,
-            "most_confident" or "leftmost".
+            "most_confident" or "leftmost"; or "end_block": end the block before its first undecided
+            byte (once it has one decided byte), so the next block's first byte comes from the
+            next-byte head when `first_byte_from_ar`.
         first_byte_from_ar (`bool`): each block's first byte from the next-byte head.
         repatch_blocks (`bool`): let the entropy patcher re-decide each block start's boundary.
         draft_length (`int`): BLT-S draft length.

@@ -29,7 +29,7 @@ from .generation_config_fast_blt import DECODER_DEFAULTS, FastBltGenerationConfi
 from .inputs import byte_ids
 from .masks import causal_mask
 from .patching import patch_rule
-from .sampling import entropy, process_logits, sample, select_positions
+from .sampling import entropy, first_true, process_logits, sample, select_positions
 
 # Design choices (DESIGN.md §5), matching the BLT-D training layout of modeling_fast_blt.py:
 # - A BLT-D block at position N starts a new patch: the open last patch is closed at N
@@ -40,8 +40,10 @@ from .sampling import entropy, process_logits, sample, select_positions
 #   config.diffusion_block_input = "encoder" byte + hash n-grams through the encoder layers, at their
 #   own RoPE positions; a block sees every committed byte (window applied) and itself bidirectionally.
 # - Options beyond the paper: `first_byte_from_ar` (the block's first byte from the next-byte head,
-#   free in the merged pass), `unmasking_fallback="leftmost"`, `repatch_blocks` (Algorithm 1: the
-#   block start's forced boundary is re-decided by the entropy patcher after commit).
+#   free in the merged pass), `unmasking_fallback="leftmost"` or `"end_block"` (a pass where no byte
+#   passes the threshold ends the block before its first undecided byte, instead of committing an
+#   unsure one that later passes would take as context), `repatch_blocks` (Algorithm 1: the block
+#   start's forced boundary is re-decided by the entropy patcher after commit).
 # - BLT-D merges the clean decoder pass over a committed block with the next block's first
 #   denoising pass (one decoder call), and the global pass over the block's inner patches with
 #   the next block's patch closing (one global call): global_calls == number of blocks and
@@ -597,7 +599,9 @@ def verify(model, st, o, chunk, counters, active, process=None):
 
 
 def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None):
-    """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left.
+    """BLT-D: decoder passes over one block at columns [length, length+Bs) until no MASK is left, or
+    with unmasking_fallback="end_block" until a pass decides nothing in a block whose first byte is
+    decided: the block then ends before its first undecided byte. -> (block, bytes to keep (B,)).
 
     Block inputs follow config.diffusion_block_input (`block_states`), at their own RoPE positions;
     every block position cross-attends the latest latent (the patch `force_boundary` just closed).
@@ -608,6 +612,8 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
     `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
     value = the block (B, Bs) with MASK where still masked, masked / unmasked (B, Bs) bool.
     """
+    mask_id = model.config.mask_token_id
+    keep = torch.full_like(block[:, 0], block.shape[1])
     while True:
         logits = step(st, block_logits)(model, st, block, q_clean, o.first_byte_from_ar and q_clean > 0)
         ids, conf = pick(o, logits)  # sampling stays eager: compiled code draws other random numbers
@@ -615,16 +621,21 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
         if o.first_byte_from_ar and q_clean > 0:  # offset 0 is the next-byte head's: certain under both rules
             conf, ent = conf.clone(), ent.clone()
             conf[:, 0], ent[:, 0] = 2.0, 0.0
+        end_block = o.unmasking_fallback == "end_block" and o.unmasking == "confidence"
         chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
-                                  o.unmasking_fallback)
+                                  "leftmost" if end_block else o.unmasking_fallback)
         counters.decoder_calls += (active & masked.any(-1)).long()
         if model.config.diffusion_block_input == "encoder":  # the block went through the encoder layers
             counters.encoder_calls += (active & masked.any(-1)).long()
+        if end_block:  # rows where nothing passed, with a decided first byte: stop at the first MASK
+            stuck = ~(masked & (conf > o.confidence_threshold)).any(-1) & (block[:, 0] != mask_id) & masked.any(-1)
+            keep = torch.where(stuck, first_true(masked).long().argmax(-1), keep)
+            chosen, masked = chosen & ~stuck[:, None], masked & ~stuck[:, None]
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
         if on_pass is not None:
             on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
         if not masked.any():  # one host sync per pass
-            return block
+            return block, keep
 
 
 def block_logits(model, st, block, q_clean, ar_first):
@@ -636,7 +647,8 @@ def block_logits(model, st, block, q_clean, ar_first):
     blat = st.latest_latent()[:, None].expand(-1, Bs)
     h, cols, pos, lat = block_states(model, st, block, bcols, bpos), bcols, bpos, blat
     if q_clean:
-        ccols = st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)
+        # A row that kept fewer than q_clean bytes redoes older columns (same values), from column 0 at most.
+        ccols = (st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)).clamp(min=0)
         h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)
         cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.read("pos", ccols), bpos], 1)
         lat = torch.cat([clean_latents(st, ccols), blat], 1)
@@ -693,8 +705,8 @@ def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None
     block = torch.full((len(tok), size), model.config.mask_token_id, device=tok.device)
     block[:, 0] = tok
     masked = torch.arange(size, device=tok.device).expand_as(block) > 0
-    block = denoise(model, st, o, block, masked, 0, counters, active, on_pass)
-    restore_boundary(st, saved)  # verification uses the model's own (entropy) patches
+    block, _ = denoise(model, st, o, block, masked, 0, counters, active, on_pass)  # a cut block's MASK
+    restore_boundary(st, saved)  # bytes never match: verification ends there. It uses the model's own patches
     return block
 
 
@@ -707,17 +719,25 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
         block = torch.full((B, o.block_size), mask_id, dtype=torch.long, device=st.length.device)
         # Positions past a row's end stay MASK (as past-the-end positions do in training): never decoded.
         needed = torch.arange(o.block_size, device=block.device) < (tr.end - tr.n)[:, None]
-        block = denoise(model, st, o, block, needed, q_clean, counters, tr.active, tr.put_draft)
+        block, keep = denoise(model, st, o, block, needed, q_clean, counters, tr.active, tr.put_draft)
         compile_steps(st, o)  # after the first block, whose pass also decoded the prompt
-        tr.commit(block)
+        tr.commit(block, keep)
         if not tr.running():
             break
         if o.repatch_blocks:  # Algorithm 1: the entropy patcher re-decides the block start's boundary
             restore_boundary(st, saved)
+        start = st.length
         append(model, st, block, torch.ones_like(block, dtype=torch.bool), counters, tr.active)  # clean pass
+        kept = o.block_size
+        if o.unmasking_fallback == "end_block":
+            # A cut block: drop its undecided tail (causal: nothing before the cut saw it). Rows that
+            # stopped keep nothing, or rows still cutting blocks would let them outgrow the buffers.
+            keep = torch.where(tr.active, keep, 0)
+            st.rollback(start + keep)
+            kept = int(keep.max())
         # Re-patching may reopen the patch before the block, whose last byte's decoder KV read the
         # forced latent: the merged clean pass redoes that byte too.
-        q_clean = o.block_size + o.repatch_blocks
+        q_clean = kept + o.repatch_blocks
 
 
 # ----------------------------------------------------------------------------- output bookkeeping

@@ -51,7 +51,9 @@ def first_true(mask):
     return mask & (cum == 1)
 
 
-FALLBACKS = ("most_confident", "leftmost")
+# "end_block" (ours, not the paper's) is applied by the decoder, which alone knows where a block's decided
+# prefix ends (generation_fast_blt.denoise): a pass where nothing passes the threshold ends the block there.
+FALLBACKS = ("most_confident", "leftmost", "end_block")
 
 
 def unmask_confidence(confidence, masked, alpha: float, fallback: str = "most_confident"):
