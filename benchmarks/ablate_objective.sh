@@ -6,7 +6,8 @@
 #   3f423e5:src/blt_hf/default_model/...`, kept as runs/base_blt_d8): block size 4 vs 8, L_mask weight
 #   1 vs 2, block input bytes vs encoder;
 #   round "distill" (base: stage 4, runs/default_v4/final): self-distillation weight 0 vs 0.5, BLT-D-4,
-#   L_mask weight 2, peak learning rate LR (default 3e-4, a fine-tune of a finished cosine cycle).
+#   L_mask weight 2, peak learning rate LR (default 3e-4, a fine-tune of a finished cosine cycle);
+#   round "weight" (same base and settings; its control is distill0): L_mask weight 4 and 8.
 set -euo pipefail
 base=${1:-src/blt_hf/default_model}
 steps=${2:-80}
@@ -30,5 +31,8 @@ case $round in
   distill)
     LR=${LR:-3e-4}
     run distill0 4 2.0 bytes 0 & run distill05 4 2.0 bytes 0.5 & wait ;;
+  weight)
+    LR=${LR:-3e-4}
+    run weight4 4 4.0 bytes 0 & run weight8 4 8.0 bytes 0 & wait ;;
   *) echo "unknown round $round" >&2; exit 2 ;;
 esac
