@@ -14,7 +14,7 @@ from blt_hf.data import Document
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPT = "def f(x):\n    "
-PASS_LINE = re.compile(r"^\s+\d+\s+\d+\s.*│.*│ \+\d+$")  # "block pass context│block│ +new"
+PASS_LINE = re.compile(r"^\s+\d+\s+\d+\s.*│.*│ \+\d+( \(block ends\))?$")  # "block pass context│block│ +new"
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,23 @@ def test_show_steps_draws_one_line_per_pass(capsys, model_dir, unmasking):
     assert "\033[" not in out  # captured output is not a terminal: no colour codes
     last_block = passes[-1].split("│")[1]
     assert len(last_block) == 8 and "█" not in last_block  # the finished block, one character per byte
+
+
+def test_show_steps_marks_blocks_ended_early(capsys, model_dir):
+    args = ("--max-new-tokens", "16", "--decoding", "diffusion", "--unmasking-fallback", "end_block",
+            "--first-byte-from-ar")
+    out = run_cli(capsys, PROMPT, "--model", model_dir, *args, "--show-steps")
+    passes = [line for line in out.split("\n") if PASS_LINE.match(line)]
+    model = FastBltForCausalLM.from_pretrained(model_dir).eval()
+    ids = FastBltTokenizer()(PROMPT, return_tensors="pt").input_ids
+    ref = model.generate(ids, max_new_tokens=16, decoding="diffusion", unmasking_fallback="end_block",
+                         first_byte_from_ar=True, return_dict_in_generate=True)
+    assert len(passes) == int(ref.decoder_calls[0])
+    ended = [i for i, line in enumerate(passes) if line.endswith("(block ends)")]
+    assert 0 < len(ended) < int(ref.cycles[0]), "some blocks, not all, were cut (the random model is unsure)"
+    for i in ended:  # a pass that decided nothing, and the last of its block
+        assert passes[i].endswith("│ +0 (block ends)")
+        assert i + 1 == len(passes) or passes[i + 1].split()[1] == "1"
 
 
 def test_show_steps_reports_verification(capsys, model_dir):

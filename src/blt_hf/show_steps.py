@@ -4,7 +4,8 @@
 and every committed chunk (row 0) and `put_draft` after every denoising pass (generation_fast_blt
 `denoise`). It prints one line per pass: the last committed bytes (context) and the block, with
 still-masked bytes as a block glyph and the bytes unmasked by this pass highlighted (ANSI colour
-on a terminal, plain text otherwise). Every byte is drawn as exactly one character, so the block
+on a terminal, plain text otherwise); a pass that ends a block early (`unmasking_fallback="end_block"`)
+says so. Every byte is drawn as exactly one character, so the block
 lines up pass after pass. For BLT-DV it adds one line per draft: how many bytes verification kept.
 `summary_line` is the one-line cost summary `blt-hf generate` prints after the text.
 """
@@ -67,8 +68,10 @@ class StepPrinter:
         cells = [self.cell(v, m, u) for v, m, u in zip(value[:width], masked[:width], unmasked[:width])]
         text = "".join(self.glyph_for(i) for i in ctx).rjust(self.context)
         text = f"{DIM}{text}{RESET}" if self.color else text
-        self.print(f"{self.block:>5} {self.passes:>4}  {text}│{''.join(cells)}│ +{sum(unmasked[:width])}")
         done = not any(masked)
+        # unmasking_fallback="end_block": a pass that decides nothing ends the block at its first MASK
+        ends = " (block ends)" if done and not any(unmasked) else ""
+        self.print(f"{self.block:>5} {self.passes:>4}  {text}│{''.join(cells)}│ +{sum(unmasked[:width])}{ends}")
         self.draft = None if done else value
         if done and self.verify:
             self.pending_verdict, self.last_draft = True, value
