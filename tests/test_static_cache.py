@@ -102,3 +102,17 @@ def test_end_block_fallback_batch_rows_alone_and_static():
     for row, ids in ((0, batch[:1, 8:]), (1, batch[1:])):
         alone = greedy(model_end_block, ids, 20, **kw).sequences[0]
         torch.testing.assert_close(dynamic.sequences[row, -alone.shape[0]:], alone, rtol=0, atol=0)
+
+
+def test_compiled_end_block_equals_eager_without_recompiling(model):
+    """Cut blocks change how many bytes each block commits, not the compiled passes' shapes."""
+    kw = dict(decoding="diffusion", unmasking_fallback="end_block", first_byte_from_ar=True,
+              cache_implementation="static", max_cache_len=64, return_dict_in_generate=True)
+    ids = random_ids(1, 9, seed=4)
+    eager = greedy(model, ids, 24, **kw)
+    assert eager.cycles.item() > 24 // 4, "blocks were cut"
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=3, fail_on_recompile_limit_hit=True):
+        compiled = greedy(model, ids, 24, compile_config=CompileConfig(dynamic=False, mode="default"), **kw)
+    torch._dynamo.reset()
+    assert torch.equal(compiled.sequences, eager.sequences)

@@ -647,7 +647,7 @@ def block_logits(model, st, block, q_clean, ar_first):
     blat = st.latest_latent()[:, None].expand(-1, Bs)
     h, cols, pos, lat = block_states(model, st, block, bcols, bpos), bcols, bpos, blat
     if q_clean:
-        # A row that kept fewer than q_clean bytes redoes older columns (same values), from column 0 at most.
+        # A cut block leaves fewer new bytes than q_clean: older columns are redone (from column 0 at most).
         ccols = (st.length[:, None] - q_clean + torch.arange(q_clean, device=block.device)).clamp(min=0)
         h = torch.cat([st.enc.gather(1, ccols[..., None].expand(-1, -1, h.shape[-1])), h], 1)
         cols, pos = torch.cat([ccols, bcols], 1), torch.cat([st.read("pos", ccols), bpos], 1)
@@ -728,16 +728,14 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
             restore_boundary(st, saved)
         start = st.length
         append(model, st, block, torch.ones_like(block, dtype=torch.bool), counters, tr.active)  # clean pass
-        kept = o.block_size
         if o.unmasking_fallback == "end_block":
             # A cut block: drop its undecided tail (causal: nothing before the cut saw it). Rows that
             # stopped keep nothing, or rows still cutting blocks would let them outgrow the buffers.
-            keep = torch.where(tr.active, keep, 0)
-            st.rollback(start + keep)
-            kept = int(keep.max())
+            st.rollback(start + torch.where(tr.active, keep, 0))
         # Re-patching may reopen the patch before the block, whose last byte's decoder KV read the
-        # forced latent: the merged clean pass redoes that byte too.
-        q_clean = kept + o.repatch_blocks
+        # forced latent: the merged clean pass redoes that byte too. After a cut block it also redoes
+        # some bytes decoded before (same inputs, same values): one pass shape, whatever was kept.
+        q_clean = o.block_size + o.repatch_blocks
 
 
 # ----------------------------------------------------------------------------- output bookkeeping
