@@ -161,7 +161,8 @@ def reference_diffusion(model, ids, n_new, block_size, alpha, first_byte_from_ar
             if fallback == "end_block" and not (masked & (conf > alpha)).any() and block[0, 0] != 3:
                 block = block[:, : int(masked[0].nonzero()[0])]  # nothing sure: the decided prefix only
                 break
-            chosen = sampling.unmask_confidence(conf, masked, alpha, "leftmost" if fallback == "end_block" else fallback)
+            rule = "leftmost" if fallback == "end_block" else fallback  # end_block's first byte: leftmost
+            chosen = sampling.unmask_confidence(conf, masked, alpha, rule)
             block, masked, first = torch.where(chosen, values, block), masked & ~chosen, False
         if not repatch_blocks:
             forced.add(seq.shape[1])
