@@ -612,7 +612,7 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
     `on_pass` (a streamer's `put_draft`, as transformers' TextDiffusionStreamer) sees every pass:
     value = the block (B, Bs) with MASK where still masked, masked / unmasked (B, Bs) bool.
     """
-    mask_id = model.config.mask_token_id
+    mask_id, end_block = model.config.mask_token_id, cuts_blocks(o)
     keep = torch.full_like(block[:, 0], block.shape[1])
     while True:
         logits = step(st, block_logits)(model, st, block, q_clean, o.first_byte_from_ar and q_clean > 0)
@@ -621,7 +621,6 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
         if o.first_byte_from_ar and q_clean > 0:  # offset 0 is the next-byte head's: certain under both rules
             conf, ent = conf.clone(), ent.clone()
             conf[:, 0], ent[:, 0] = 2.0, 0.0
-        end_block = o.unmasking_fallback == "end_block" and o.unmasking == "confidence"
         chosen = select_positions(o.unmasking, masked, conf, ent, o.confidence_threshold, o.entropy_bound,
                                   "leftmost" if end_block else o.unmasking_fallback)
         counters.decoder_calls += (active & masked.any(-1)).long()
@@ -636,6 +635,11 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
             on_pass(value=block.cpu(), masked=masked.cpu(), unmasked=chosen.cpu())
         if not masked.any():  # one host sync per pass
             return block, keep
+
+
+def cuts_blocks(o: Options) -> bool:
+    """unmasking_fallback="end_block" acts where a fallback exists: under the confidence rule."""
+    return o.unmasking_fallback == "end_block" and o.unmasking == "confidence"
 
 
 def block_logits(model, st, block, q_clean, ar_first):
@@ -728,7 +732,7 @@ def decode_diffusion(model, st, o, tr, counters, q_clean):
             restore_boundary(st, saved)
         start = st.length
         append(model, st, block, torch.ones_like(block, dtype=torch.bool), counters, tr.active)  # clean pass
-        if o.unmasking_fallback == "end_block":
+        if cuts_blocks(o):
             # A cut block: drop its undecided tail (causal: nothing before the cut saw it). Rows that
             # stopped keep nothing, or rows still cutting blocks would let them outgrow the buffers.
             st.rollback(start + torch.where(tr.active, keep, 0))
