@@ -23,7 +23,7 @@ GENERATE_ARGS = {
     "confidence_threshold": weird_numbers, "entropy_bound": weird_numbers, "temperature": weird_numbers,
     "top_p": weird_numbers, "num_return_sequences": st.one_of(st.integers(-1, 2), st.none()),
     "unmasking": st.sampled_from(["confidence", "entropy_bound", "one_step", "random"]),
-    "unmasking_fallback": st.sampled_from(["most_confident", "leftmost", "end_block", "rightmost"]),
+    "unmasking_fallback": st.sampled_from(["most_confident", "leftmost", "end_block", "next_or_end", "rightmost"]),
     "do_sample": st.booleans(), "first_byte_from_ar": st.booleans(), "repatch_blocks": st.booleans(),
 }
 

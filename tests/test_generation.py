@@ -158,10 +158,14 @@ def reference_diffusion(model, ids, n_new, block_size, alpha, first_byte_from_ar
             conf, values = own.softmax(-1).max(-1)
             if ar_first:
                 conf[:, 0] = 2.0
-            if fallback == "end_block" and not (masked & (conf > alpha)).any() and block[0, 0] != 3:
-                block = block[:, : int(masked[0].nonzero()[0])]  # nothing sure: the decided prefix only
-                break
-            rule = "leftmost" if fallback == "end_block" else fallback  # end_block's first byte: leftmost
+            cuts = fallback in ("end_block", "next_or_end")
+            if cuts and not (masked & (conf > alpha)).any() and block[0, 0] != 3:
+                nxt = int(masked[0].nonzero()[0])
+                surest = max((float(conf[0, j]), -j) for j in range(block_size) if masked[0, j])
+                if fallback == "end_block" or -surest[1] != nxt:
+                    block = block[:, :nxt]  # nothing sure (and the surest not next): the decided prefix only
+                    break
+            rule = "leftmost" if cuts else fallback  # their first byte, or the next byte in order: leftmost
             chosen = sampling.unmask_confidence(conf, masked, alpha, rule)
             block, masked, first = torch.where(chosen, values, block), masked & ~chosen, False
         if not repatch_blocks:
@@ -181,7 +185,8 @@ def test_cached_diffusion_equals_recompute(block_input):
 
 @pytest.mark.parametrize("first_byte_from_ar,repatch_blocks,fallback", [
     (True, False, "most_confident"), (False, True, "most_confident"), (True, True, "leftmost"),
-    (False, False, "leftmost"), (True, False, "end_block"), (False, False, "end_block"), (True, True, "end_block")])
+    (False, False, "leftmost"), (True, False, "end_block"), (False, False, "end_block"), (True, True, "end_block"),
+    (True, False, "next_or_end"), (False, False, "next_or_end")])
 def test_diffusion_options_equal_recompute(first_byte_from_ar, repatch_blocks, fallback):
     model = make_model(sharpen_head=6.0)
     ids = random_ids(1, 10, seed=0)
@@ -189,8 +194,10 @@ def test_diffusion_options_equal_recompute(first_byte_from_ar, repatch_blocks, f
     out = greedy(model, ids, 16, decoding="diffusion", confidence_threshold=0.5, unmasking_fallback=fallback, **opts)
     ref = reference_diffusion(model, ids, 16, 4, 0.5, fallback=fallback, **opts)
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    if fallback == "end_block":  # blocks were cut here: not the leftmost rule under another name
+    if fallback in ("end_block", "next_or_end"):  # blocks were cut here: not the leftmost rule under another name
         assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, fallback="leftmost", **opts))
+    if fallback == "next_or_end":  # and it committed some next bytes end_block would have cut at
+        assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, fallback="end_block", **opts))
     if repatch_blocks:  # the persistent forced boundaries change the text: the option is not a no-op
         assert not torch.equal(ref, reference_diffusion(model, ids, 16, 4, 0.5, first_byte_from_ar=first_byte_from_ar,
                                                         fallback=fallback))

@@ -86,11 +86,12 @@ def test_compiled_steps_equal_eager_and_are_reused(model, decoding):
     torch._dynamo.reset()
 
 
-def test_end_block_fallback_batch_rows_alone_and_static():
-    """Blocks cut at different lengths per row (unmasking_fallback="end_block"): each row of a left-padded
-    batch equals the row alone, and the static cache equals the dynamic one."""
+@pytest.mark.parametrize("fallback", ["end_block", "next_or_end"])
+def test_end_block_fallback_batch_rows_alone_and_static(fallback):
+    """Blocks cut at different lengths per row (unmasking_fallback="end_block" / "next_or_end"): each row of
+    a left-padded batch equals the row alone, and the static cache equals the dynamic one."""
     batch, mask = padded_batch()
-    kw = dict(decoding="diffusion", unmasking_fallback="end_block", first_byte_from_ar=True,
+    kw = dict(decoding="diffusion", unmasking_fallback=fallback, first_byte_from_ar=True,
               confidence_threshold=0.7, return_dict_in_generate=True)
     model_end_block = make_model(sharpen_head=2.0)
     dynamic = greedy(model_end_block, batch, 20, attention_mask=mask, **kw)

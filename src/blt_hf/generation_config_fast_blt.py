@@ -46,7 +46,8 @@ class FastBltGenerationConfig(GenerationConfig):
         unmasking_fallback (`str`): what fills a pass where no position passes the rule,
             "most_confident" or "leftmost"; or "end_block": end the block before its first undecided
             byte (once it has one decided byte), so the next block's first byte comes from the
-            next-byte head when `first_byte_from_ar`.
+            next-byte head when `first_byte_from_ar`; or "next_or_end": as "end_block", except that a
+            most confident byte that is the block's next undecided one is committed (left to right).
         first_byte_from_ar (`bool`): each block's first byte from the next-byte head.
         repatch_blocks (`bool`): let the entropy patcher re-decide each block start's boundary.
         draft_length (`int`): BLT-S draft length.

@@ -42,7 +42,8 @@ from .sampling import entropy, first_true, process_logits, sample, select_positi
 # - Options beyond the paper: `first_byte_from_ar` (the block's first byte from the next-byte head,
 #   free in the merged pass), `unmasking_fallback="leftmost"` or `"end_block"` (a pass where no byte
 #   passes the threshold ends the block before its first undecided byte, instead of committing an
-#   unsure one that later passes would take as context), `repatch_blocks` (Algorithm 1: the block
+#   unsure one that later passes would take as context; `"next_or_end"` commits it when it is the
+#   block's next byte in order and ends the block otherwise), `repatch_blocks` (Algorithm 1: the block
 #   start's forced boundary is re-decided by the entropy patcher after commit).
 # - BLT-D merges the clean decoder pass over a committed block with the next block's first
 #   denoising pass (one decoder call), and the global pass over the block's inner patches with
@@ -628,7 +629,10 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
             counters.encoder_calls += (active & masked.any(-1)).long()
         if end_block:  # rows where nothing passed, with a decided first byte: stop at the first MASK
             stuck = ~(masked & (conf > o.confidence_threshold)).any(-1) & (block[:, 0] != mask_id) & masked.any(-1)
-            keep = torch.where(stuck, first_true(masked).long().argmax(-1), keep)
+            first = first_true(masked).long().argmax(-1)
+            if o.unmasking_fallback == "next_or_end":  # the next byte in order is the surest: commit it
+                stuck &= torch.where(masked, conf, float("-inf")).argmax(-1) != first
+            keep = torch.where(stuck, first, keep)
             chosen, masked = chosen & ~stuck[:, None], masked & ~stuck[:, None]
         block, masked, q_clean = torch.where(chosen, ids, block), masked & ~chosen, 0
         if on_pass is not None:
@@ -638,8 +642,8 @@ def denoise(model, st, o, block, masked, q_clean, counters, active, on_pass=None
 
 
 def cuts_blocks(o: Options) -> bool:
-    """unmasking_fallback="end_block" acts where a fallback exists: under the confidence rule."""
-    return o.unmasking_fallback == "end_block" and o.unmasking == "confidence"
+    """unmasking_fallback="end_block" / "next_or_end" act where a fallback exists: under the confidence rule."""
+    return o.unmasking_fallback in ("end_block", "next_or_end") and o.unmasking == "confidence"
 
 
 def block_logits(model, st, block, q_clean, ar_first):

@@ -51,9 +51,11 @@ def first_true(mask):
     return mask & (cum == 1)
 
 
-# "end_block" (ours, not the paper's) is applied by the decoder, which alone knows where a block's decided
-# prefix ends (generation_fast_blt.denoise): a pass where nothing passes the threshold ends the block there.
-FALLBACKS = ("most_confident", "leftmost", "end_block")
+# "end_block" and "next_or_end" (ours, not the paper's) are applied by the decoder, which alone knows where a
+# block's decided prefix ends (generation_fast_blt.denoise): a pass where nothing passes the threshold ends
+# the block there ("next_or_end": unless the most confident masked byte is the next one in order, which
+# is then committed, so blocks are cut only where the paper's fallback would jump ahead).
+FALLBACKS = ("most_confident", "leftmost", "end_block", "next_or_end")
 
 
 def unmask_confidence(confidence, masked, alpha: float, fallback: str = "most_confident"):

@@ -69,7 +69,7 @@ class StepPrinter:
         text = "".join(self.glyph_for(i) for i in ctx).rjust(self.context)
         text = f"{DIM}{text}{RESET}" if self.color else text
         done = not any(masked)
-        # unmasking_fallback="end_block": a pass that decides nothing ends the block at its first MASK
+        # unmasking_fallback="end_block" / "next_or_end": a pass that decides nothing ends the block at its first MASK
         ends = " (block ends)" if done and not any(unmasked) else ""
         self.print(f"{self.block:>5} {self.passes:>4}  {text}│{''.join(cells)}│ +{sum(unmasked[:width])}{ends}")
         self.draft = None if done else value
