@@ -289,8 +289,9 @@ def check_arguments(m: ModelArguments, d: DataArguments) -> None:
         raise ValueError(f"--diffusion_distill_weight must be in [0, 1], got {m.diffusion_distill_weight}")
 
 
-def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
-    """Build corpus and model, train (resuming when asked), save `output_dir/final`; returns (trainer, path)."""
+def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments, callbacks=()):
+    """Build corpus and model, train (resuming when asked), save `output_dir/final`; returns (trainer, path).
+    `callbacks`: extra `TrainerCallback`s for the Trainer."""
     use_default_ddp(use_default_precision(args))
     check_arguments(m, d)
     corpus = build_corpus(d.data_dir, d.seq_len, d.validation_fraction, d.max_files, d.max_train_bytes,
@@ -302,7 +303,7 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments):
     eval_set = corpus["validation"] if args.eval_strategy != "no" else None
     args.prediction_loss_only = True  # no metrics need logits; BLT-D outputs also carry block logits
     trainer = FastBltTrainer(model, args, train_dataset=corpus["train"], eval_dataset=eval_set,
-                             data_collator=collator(),
+                             data_collator=collator(), callbacks=list(callbacks),
                       # saved with every checkpoint and the final model, with the model's one length limit
                       processing_class=FastBltTokenizerFast(model_max_length=model.config.max_bytes))
     with reporting_full_disk(args.output_dir):

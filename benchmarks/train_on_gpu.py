@@ -1,0 +1,120 @@
+"""Issue 8's GPU training run: continue the default model for a fixed wall-clock budget on one GPU.
+
+Prepared on CPU-only machines and NOT yet run on a GPU (MODEL_CARD.md says so until it has been); its
+CPU smoke run is tested (tests/test_train_on_gpu.py). One call of the `device` tool, within ~8 minutes on
+one H200 from a bare checkout (no install of the package: PYTHONPATH=src). `datasets`, which the
+device image lacks, travels as wheels:
+
+  # here, once (the wheels stay out of git):
+  echo /.whl/ >> .git/info/exclude
+  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+      datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+  # on the device (carry [".whl"], timeout_s 540; datasets 5.2 needs pyarrow >= 24, which the image has
+  # not been checked for: the first line prints its version):
+  python3 -c "import pyarrow; print('pyarrow', pyarrow.__version__)"; \
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
+      PYTHONPATH=src:/tmp/site python3 benchmarks/train_on_gpu.py $OUT/run --budget_s 330 2>&1 | tee $OUT/log
+
+What it does: a throughput probe (a few steps of the real setting, timed after warm-up), then one run
+of as many steps as fit in `--budget_s` at that pace (a whole cosine cycle, so the schedule ends where
+the time does), evaluating the next-byte loss on the held-out split four times (the corpus is 11 MB:
+several epochs fit in the budget, so overfitting must show if it comes), then the final model in bf16,
+in safetensors shards small enough for the device tool to bring back (16 MiB per file), and a summary
+JSON. Back here: `python benchmarks/ship_default_model.py OUT/final_bf16 --bf16 --target runs/ship_gpu`
+and the held-out evaluation of MODEL_CARD.md decide whether it ships. Arguments after `--` go to
+`blt-hf train` (blt_hf.training) unchanged, e.g. the sizes of a from-scratch model without `--base`.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from blt_hf import FastBltForCausalLM
+from blt_hf.training import parse_args, run_training
+
+SHARD = "15MB"  # the device tool brings back files of at most 16 MiB
+
+
+class StepTimes(TrainerCallback):
+    """Wall-clock seconds of every optimizer step (Trainer's train_runtime also counts start-up)."""
+
+    def __init__(self):
+        self.times, self.last = [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self.last)
+
+
+def train(out: Path, name: str, steps: int, a, extra: list[str], callbacks=()):
+    """One `blt-hf train` run of `steps` steps at the script's setting -> (trainer, final model dir)."""
+    argv = ["--output_dir", str(out / name), "--max_steps", str(steps), "--seq_len", str(a.seq_len),
+            "--per_device_train_batch_size", str(a.batch), "--learning_rate", str(a.lr),
+            "--lr_scheduler_type", "cosine", "--warmup_steps", str(min(a.warmup, steps // 10)),
+            "--weight_decay", "0.1", "--adam_beta2", "0.95", "--max_grad_norm", "1.0",
+            "--logging_steps", str(max(1, steps // 50)), "--report_to", "none", "--seed", str(a.seed),
+            "--disable_tqdm", "true", "--save_strategy", "no"]
+    if a.base:
+        argv += ["--model_name_or_path", a.base]
+    argv += ["--dataloader_num_workers", "2"] if torch.cuda.is_available() else ["--use_cpu", "true"]
+    if name == "run" and steps >= 4:
+        argv += ["--eval_strategy", "steps", "--eval_steps", str(steps // 4), "--per_device_eval_batch_size",
+                 str(a.batch)]
+    return run_training(*parse_args(argv + extra), callbacks=callbacks)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path, help="results: final_bf16/ (shards), summary.json")
+    p.add_argument("--work", type=Path, default=Path("/tmp/blt_gpu_train"), help="checkpoints, fp32 finals")
+    p.add_argument("--base", default="src/blt_hf/default_model", help="checkpoint to continue ('' = from scratch)")
+    p.add_argument("--budget_s", type=float, default=330, help="seconds of training in the main run")
+    p.add_argument("--probe_steps", type=int, default=12)
+    p.add_argument("--batch", type=int, default=64, help="rows of --seq_len bytes per step")
+    p.add_argument("--seq_len", type=int, default=512)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--max_steps", type=int, default=20000, help="cap on the main run's steps")
+    a = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    # The probe's first steps pay for start-up (kernels, allocator): time only the later half.
+    times = StepTimes()
+    train(a.work, "probe", a.probe_steps, a, extra, [times])
+    step_s = statistics.median(times.times[len(times.times) // 2:])
+    steps = max(1, min(a.max_steps, int(a.budget_s / step_s)))
+    print(f"probe: {step_s * 1e3:.1f} ms per step of {a.batch} x {a.seq_len} bytes "
+          f"({a.batch * a.seq_len / step_s:.0f} bytes/s) -> {steps} steps in {a.budget_s:.0f} s", flush=True)
+
+    start = time.perf_counter()
+    trainer, final = train(a.work, "run", steps, a, extra)
+    seconds = time.perf_counter() - start
+    model = FastBltForCausalLM.from_pretrained(final).to(torch.bfloat16)
+    model.save_pretrained(a.out / "final_bf16", max_shard_size=SHARD)
+    evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+    summary = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                   base=a.base, steps=steps, bytes=steps * a.batch * a.seq_len, seconds=round(seconds, 1),
+                   probe_ms_per_step=round(step_s * 1e3, 2), extra_args=extra, evals=evals,
+                   train_losses=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h])
+    (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "train_losses"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""benchmarks/train_on_gpu.py, the prepared GPU run of issue 8, smoke-run on the CPU: the probe sizes the
+main run, the held-out loss is evaluated four times, and the bf16 result comes back in small shards."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from blt_hf import FastBltConfig, FastBltForCausalLM
+
+from conftest import tiny_blt_fields
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "train_on_gpu.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_on_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_on_gpu_smoke(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    base = tmp_path / "base"
+    FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(max_patch_length=8), diffusion_block_size=4)).save_pretrained(base)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"f{i}.py").write_text(f"def f{i}(a, b):\n    return a * {i} + b\n\n" * 30)
+    script = load_script()
+    monkeypatch.setattr(script, "SHARD", "100KB")  # the tiny model must still be cut into several shards
+    out = tmp_path / "out"
+    script.main([str(out), "--base", str(base), "--work", str(tmp_path / "work"), "--budget_s", "1e6",
+                 "--max_steps", "8", "--probe_steps", "4", "--batch", "2", "--seq_len", "64", "--warmup", "2",
+                 "--", "--data_dir", str(docs), "--validation_fraction", "0.3"])
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["bytes"] == 8 * 2 * 64  # the budget allows more: the cap decides
+    assert summary["probe_ms_per_step"] > 0
+    assert [e["step"] for e in summary["evals"]] == [2, 4, 6, 8]
+    assert all(e["eval_loss"] == e["eval_loss"] for e in summary["evals"])  # finite, not NaN
+    shards = sorted((out / "final_bf16").glob("*.safetensors"))
+    assert len(shards) > 1 and all(s.stat().st_size < 200_000 for s in shards)
+    fp32 = FastBltForCausalLM.from_pretrained(tmp_path / "work" / "run" / "final")
+    bf16 = FastBltForCausalLM.from_pretrained(out / "final_bf16", dtype=torch.float32)
+    trained = dict(fp32.named_parameters())
+    for name, weight in bf16.named_parameters():
+        torch.testing.assert_close(weight, trained[name].to(torch.bfloat16).float(), rtol=0, atol=0, msg=name)
+    base_weights = dict(FastBltForCausalLM.from_pretrained(base).named_parameters())
+    assert not torch.equal(trained["lm_head.weight"], base_weights["lm_head.weight"]), "it trained"
