@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import blt_hf
 from blt_hf import FastBltForCausalLM, FastBltTokenizerFast

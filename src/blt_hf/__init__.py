@@ -16,8 +16,9 @@ from .configuration_fast_blt import (
     FastBltLocalDecoderConfig,
     FastBltLocalEncoderConfig,
     FastBltPatcherConfig,
+    fast_blt_config_from_blt,
 )
-from .convert import convert_checkpoint, export_to_transformers_blt, fast_blt_config_from_blt
+from .convert import convert_checkpoint, export_to_transformers_blt
 from .lora import register_peft_default
 from .modeling_fast_blt import FastBltForCausalLM, FastBltModel, FastBltPreTrainedModel
 from .tokenization_fast_blt import FastBltTokenizer

@@ -6,9 +6,8 @@ modeling uses to load a BLT checkpoint directly). Weights are copied with safete
 """
 
 import os
-from pathlib import Path
 
-from .configuration_fast_blt import blt_config_from_fast_blt, fast_blt_config_from_blt
+from .configuration_fast_blt import blt_config_from_fast_blt
 from .modeling_fast_blt import FastBltForCausalLM
 
 def export_to_transformers_blt(model, out_dir) -> str:
