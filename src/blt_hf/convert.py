@@ -10,6 +10,7 @@ import os
 from .configuration_fast_blt import blt_config_from_fast_blt
 from .modeling_fast_blt import FastBltForCausalLM
 
+
 def export_to_transformers_blt(model, out_dir) -> str:
     """Write `model` (a FastBltForCausalLM) as a directory transformers' `BltForCausalLM` loads."""
     from safetensors.torch import save_file
