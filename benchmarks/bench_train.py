@@ -107,7 +107,6 @@ def run_setup(name, model_dir, block_size, steps, rows_per_step, out_dir, valida
     logs = [ast.literal_eval(line.strip()) for line in done.stdout.splitlines() if line.strip().startswith("{'")]
     losses = {i * 5 + 5: float(d["loss"]) for i, d in enumerate(x for x in logs if "loss" in x)}
     runtime = float(next(d["train_runtime"] for d in logs if "train_runtime" in d))
-    torch.set_num_threads(2)
     trained = FastBltForCausalLM.from_pretrained(f"{out_dir}/final")
     bpb = bits_per_byte(trained, validation, batch_size=8, mask_rates=())["next_byte_bpb"]
     return dict(setup=name, block_size=block_size, command=cmd, bytes_per_s=steps * rows_per_step * 512 / runtime,
@@ -119,6 +118,7 @@ def compare_setups(args):
 
     names = [name for i, name in enumerate(SETUPS) if args.setups is None or str(i) in args.setups.split(",")]
     validation = build_corpus(seq_len=512, max_validation_bytes=VALIDATION_ROWS * 512)["validation"]
+    torch.set_num_threads(2)  # the held-out bpb after each run, in this process, on the two cores
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(names):

@@ -4,9 +4,9 @@
 and every committed chunk (row 0) and `put_draft` after every denoising pass (generation_fast_blt
 `denoise`). It prints one line per pass: the last committed bytes (context) and the block, with
 still-masked bytes as a block glyph and the bytes unmasked by this pass highlighted (ANSI colour
-on a terminal, plain text otherwise); a pass that ends a block early (`unmasking_fallback="end_block"`)
-says so. Every byte is drawn as exactly one character, so the block
-lines up pass after pass. For BLT-DV it adds one line per draft: how many bytes verification kept.
+on a terminal, plain text otherwise); a pass that ends a block early (`unmasking_fallback="end_block"`
+or `"next_or_end"`) says so. Every byte is drawn as exactly one character, so the block lines up pass
+after pass. For BLT-DV it adds one line per draft: how many bytes verification kept.
 `summary_line` is the one-line cost summary `blt-hf generate` prints after the text.
 """
 
