@@ -1,12 +1,13 @@
 """Generation quality of every decoder setting on held-out code (issue 8), in one run.
 
     python benchmarks/line_completion.py [MODEL] [--lines 100] [--prompts 12] [--settings ar blt_d_conf0.7 ...]
-        [--extra NAME:key=value,key=value ...] [--threads 1] [--json out.json] [--markdown out.md]
+        [--extra NAME:key=value,key=value ...] [--headers 0] [--threads 1] [--json out.json] [--markdown out.md]
 
 Per setting: line-completion exact match and edit similarity (blt_hf.generation_quality), the
 degeneration rate and distinct-4-gram ratio of 256-byte continuations, bytes/s and decoder /
-global calls per byte measured in the same run (batch 1, greedy), and 3 samples of each kind
-shown verbatim. Tasks come from the validation files of the default corpus split. `--extra`
+global calls per byte measured in the same run (batch 1, greedy), with `--headers N` the
+degeneration rate of 128-byte outputs for N held-out function headers given alone (the README's
+`blt-hf generate "def read_config(path):"` on many prompts), and 3 samples of each kind shown verbatim. Tasks come from the validation files of the default corpus split. `--extra`
 adds settings, e.g. `--extra leftmost:decoding=diffusion,unmasking_fallback=leftmost`.
 Prints a table, then one JSON line.
 """
@@ -18,8 +19,8 @@ import torch
 
 from blt_hf import DEFAULT_MODEL_PATH, FastBltForCausalLM
 from blt_hf.data import split_documents, stdlib_documents
-from blt_hf.generation_quality import (SETTINGS, block_accuracy, continuation_prompts, degeneration,
-                                       line_completion, line_completion_tasks)
+from blt_hf.generation_quality import (DEGENERATE_RUN, HEADER_NEW_BYTES, SETTINGS, block_accuracy, continuation_prompts,
+                                       degeneration, function_header_prompts, line_completion, line_completion_tasks)
 
 SAMPLES = 3
 
@@ -40,9 +41,10 @@ def parse_extra(specs):
     return out
 
 
-def run_setting(model, tasks, prompts, kwargs, new_bytes):
+def run_setting(model, tasks, prompts, kwargs, new_bytes, headers=()):
     lines = line_completion(model, tasks, **kwargs)
     cont = degeneration(model, prompts, new_bytes, **kwargs) if prompts else None
+    head = degeneration(model, headers, HEADER_NEW_BYTES, bos=True, **kwargs) if headers else None
     row = dict(kwargs=kwargs, exact_match=lines.exact_match, edit_similarity=lines.edit_similarity,
                line_timing=lines.timing,
                line_samples=[dict(file=t.name, line=t.line_number, target=t.target.decode("utf-8", "replace"),
@@ -51,6 +53,12 @@ def run_setting(model, tasks, prompts, kwargs, new_bytes):
         row.update(degeneration_rate=cont.degeneration_rate, distinct_4gram=cont.distinct_4gram,
                    longest_runs=cont.longest_runs, continuation_timing=cont.timing,
                    continuation_samples=[c.decode("utf-8", "replace") for c in cont.continuations[:SAMPLES]])
+    if head is not None:
+        degenerate = [i for i, r in enumerate(head.longest_runs) if r >= DEGENERATE_RUN][:SAMPLES]
+        row.update(header_degeneration_rate=head.degeneration_rate, header_longest_runs=head.longest_runs,
+                   header_outputs=[h.decode("utf-8", "replace") for h in head.continuations],
+                   header_samples=[(p.decode("utf-8", "replace"), head.continuations[i].decode("utf-8", "replace"))
+                                   for i, (_, p) in enumerate(headers) if i < SAMPLES or i in degenerate])
     return row
 
 
@@ -58,15 +66,18 @@ def markdown(model_path, results, accuracy, meta) -> str:
     out = [f"# Generation quality of `{model_path}`", "",
            f"{meta['lines']} held-out lines (line completion, up to 64 new bytes, cut at the first newline) and "
            f"{meta['prompts']} prompts x {meta['new_bytes']} new bytes (degeneration); greedy, batch 1, "
-           f"{meta['threads']} thread(s), one run. Command: `{meta['command']}`", "",
+           f"{meta['threads']} thread(s), one run"
+           + (f"; {meta['headers']} function headers alone x {HEADER_NEW_BYTES} new bytes (header degenerate)"
+              if meta.get("headers") else "") + f". Command: `{meta['command']}`", "",
            "| setting | exact match | edit sim | line bytes/s | degenerate | distinct-4 | 256-byte bytes/s | "
-           "decoder calls/byte | global calls/byte |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "decoder calls/byte | global calls/byte | header degenerate |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         ct = r.get("continuation_timing", r["line_timing"])
         out.append(f"| {name} | {r['exact_match']:.3f} | {r['edit_similarity']:.3f} | "
                    f"{r['line_timing']['bytes_per_s']:.1f} | {r.get('degeneration_rate', float('nan')):.2f} | "
                    f"{r.get('distinct_4gram', float('nan')):.3f} | {ct['bytes_per_s']:.1f} | "
-                   f"{ct['decoder_calls_per_byte']:.3f} | {ct['global_calls_per_byte']:.3f} |")
+                   f"{ct['decoder_calls_per_byte']:.3f} | {ct['global_calls_per_byte']:.3f} | "
+                   f"{r.get('header_degeneration_rate', float('nan')):.2f} |")
     if accuracy:
         out += ["", "Teacher-forced block accuracy (one pass, masked bytes, t in "
                 f"{accuracy['mask_rates']}): overall {accuracy['overall']:.3f}; predicted spaces "
@@ -83,6 +94,7 @@ def markdown(model_path, results, accuracy, meta) -> str:
         out += [f"- line `{s['file']}:{s['line']}`: true {s['target']!r} / got {s['prediction']!r}"
                 for s in r["line_samples"]]
         out += [f"- continuation: {c!r}" for c in r.get("continuation_samples", [])]
+        out += [f"- header {p!r}: {h!r}" for p, h in r.get("header_samples", [])]
     return "\n".join(out) + "\n"
 
 
@@ -92,6 +104,7 @@ def main(argv=None):
     p.add_argument("--lines", type=int, default=100)
     p.add_argument("--prompts", type=int, default=12)
     p.add_argument("--new-bytes", type=int, default=256)
+    p.add_argument("--headers", type=int, default=0, help="function headers alone (README-style prompts)")
     p.add_argument("--settings", nargs="*", default=list(SETTINGS))
     p.add_argument("--extra", nargs="*", help="NAME:key=value,... extra generate settings")
     p.add_argument("--threads", type=int, default=1)
@@ -104,13 +117,15 @@ def main(argv=None):
     _, validation = split_documents(stdlib_documents())
     tasks = line_completion_tasks(validation, args.lines)
     prompts = continuation_prompts(validation, args.prompts)
+    headers = function_header_prompts(validation, args.headers) if args.headers else []
     settings = {name: SETTINGS[name] for name in args.settings} | parse_extra(args.extra)
     results = {}
     for name, kwargs in settings.items():
-        results[name] = r = run_setting(model, tasks, prompts, kwargs, args.new_bytes)
+        results[name] = r = run_setting(model, tasks, prompts, kwargs, args.new_bytes, headers)
         print(f"{name:24s} EM {r['exact_match']:.3f}  ES {r['edit_similarity']:.3f}  "
               f"degenerate {r.get('degeneration_rate', float('nan')):.2f}  "
               f"distinct4 {r.get('distinct_4gram', float('nan')):.3f}  "
+              f"header degenerate {r.get('header_degeneration_rate', float('nan')):.2f}  "
               f"{r.get('continuation_timing', r['line_timing'])['bytes_per_s']:.1f} B/s", flush=True)
     accuracy = None
     if model.config.diffusion_block_size > 0 and args.block_accuracy_rows:
@@ -118,7 +133,7 @@ def main(argv=None):
 
         rows = torch.tensor(build_corpus(seq_len=512)["validation"]["input_ids"][:args.block_accuracy_rows])
         accuracy = block_accuracy(model, rows)
-    meta = dict(lines=len(tasks), prompts=len(prompts), new_bytes=args.new_bytes, threads=args.threads,
+    meta = dict(lines=len(tasks), prompts=len(prompts), headers=len(headers), new_bytes=args.new_bytes, threads=args.threads,
                 command="python benchmarks/line_completion.py " + " ".join(argv or __import__("sys").argv[1:]))
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -127,7 +142,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1)
-    print(json.dumps({name: {k: r[k] for k in ("exact_match", "edit_similarity", "degeneration_rate")
+    print(json.dumps({name: {k: r[k] for k in ("exact_match", "edit_similarity", "degeneration_rate",
+                                               "header_degeneration_rate")
                              if k in r} for name, r in results.items()}))
 
 

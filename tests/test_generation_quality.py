@@ -39,10 +39,11 @@ class MockModel:
     """generate() appends the bytes `reply(prompt bytes)` says, one decoder call per byte."""
 
     def __init__(self, reply):
-        self.reply, self.calls = reply, []
+        self.reply, self.calls, self.prompts = reply, [], []
 
     def generate(self, ids, max_new_tokens, stop_strings=None, **kwargs):
         self.calls.append(dict(max_new_tokens=max_new_tokens, stop_strings=stop_strings, **kwargs))
+        self.prompts.append(ids[0].tolist())
         new = self.reply(gq.to_bytes(ids[0]))[:max_new_tokens]
         if stop_strings and b"\n" in new:
             new = new[: new.index(b"\n") + 1]
@@ -73,6 +74,23 @@ def test_degeneration_flags_runs_and_repetition():
     assert result.degeneration_rate == 0.5
     assert result.distinct_4gram == pytest.approx((gq.distinct_ngram_ratio(b"z = 3\n" + b" " * 20) + 1.0) / 2)
     assert all(c["eos_token_id"] is None for c in model.calls)
+
+
+HEADERS = "class A:\n    def f(self):\n        pass\ndef g(x):  # one line\ndef h(a,\n      b):\n    def f(self):\n"
+
+
+def test_function_headers_are_distinct_one_line_defs_sent_after_bos():
+    docs = [Document("b.py", "def z():\n"), Document("a.py", HEADERS), Document("c.txt", "def t():\n")]
+    headers = gq.function_header_prompts(docs, 10)
+    assert headers == [("a.py", b"def f(self):"), ("b.py", b"def z():")]  # h spans two lines, t is not .py
+    assert gq.function_header_prompts(docs, 1) == [("a.py", b"def f(self):")]
+    model = MockModel(lambda prompt: b"\n" + b" " * 127 if prompt.endswith(b"z():") else b"\n    return 1\n")
+    result = gq.degeneration(model, headers, new_bytes=gq.HEADER_NEW_BYTES, bos=True)
+    assert result.longest_runs == [4, 127] and result.degeneration_rate == 0.5
+    assert [c["max_new_tokens"] for c in model.calls] == [128, 128]
+    assert model.prompts == [[gq.BOS_ID] + [b + BYTE_OFFSET for b in h] for _, h in headers]
+    gq.degeneration(model, headers[:1])  # continuation prompts are cut from inside a file: no BOS
+    assert model.prompts[-1] == [b + BYTE_OFFSET for b in headers[0][1]]
 
 
 class MockBlockModel(torch.nn.Module):

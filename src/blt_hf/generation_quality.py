@@ -5,6 +5,9 @@
   the first newline; exact match and edit similarity (difflib ratio) against the true line.
 * Degeneration: 256-byte continuations; a continuation is degenerate when its longest run of one
   repeated byte is >= 16; plus the distinct-4-gram ratio (unique / total 4-grams).
+* Function headers: the README's job (`blt-hf generate "def read_config(path):"`) on many prompts:
+  distinct `def ...:` lines of the held-out files, alone after BOS as the command line gives them,
+  128 new bytes each, judged by the same degeneration rule, so one prompt does not decide.
 * Teacher-forced block accuracy of the BLT-D path by position inside the block and by the revealed
   fraction of the block, so a weak denoiser shows directly.
 Every runner measures bytes/s and decoder calls per byte in the same run, and keeps the texts.
@@ -19,6 +22,7 @@ import torch
 from .tokenization_fast_blt import BOS_ID, BYTE_OFFSET
 
 LINE_CONTEXT_BYTES, LINE_MAX_NEW_BYTES = 400, 64
+HEADER_NEW_BYTES = 128  # the command line's default length
 DEGENERATE_RUN, DISTINCT_N = 16, 4
 
 # Decoder settings compared by the report and the ablations: (name, generate kwargs). The BLT-D rows
@@ -120,6 +124,21 @@ def continuation_prompts(docs, n: int, prompt_bytes: int = 192, suffix: str | No
     return [chosen[i * len(chosen) // k] for i in range(k)]
 
 
+def function_header_prompts(docs, n: int) -> list[tuple[str, bytes]]:
+    """n evenly spaced distinct function headers (`def ...:` on one line, indentation stripped) of the
+    `.py` documents, sorted by name, in order of first appearance."""
+    seen = {}
+    for doc in sorted(docs, key=lambda d: d.name):
+        if doc.name.endswith(".py"):
+            for line in doc.text.encode("utf-8").split(b"\n"):
+                header = line.strip()
+                if header.startswith(b"def ") and header.endswith(b":") and header not in seen:
+                    seen[header] = doc.name
+    chosen = [(name, header) for header, name in seen.items()]
+    k = min(n, len(chosen))
+    return [chosen[i * len(chosen) // k] for i in range(k)]
+
+
 def to_ids(data: bytes, bos: bool) -> torch.Tensor:
     return torch.tensor(([BOS_ID] if bos else []) + [b + BYTE_OFFSET for b in data])[None]
 
@@ -193,11 +212,12 @@ class DegenerationResult:
 
 
 @torch.no_grad()
-def degeneration(model, prompts, new_bytes: int = 256, **generate_kwargs) -> DegenerationResult:
-    """`new_bytes`-byte continuations (greedy, EOS ignored) of each (name, prompt bytes)."""
+def degeneration(model, prompts, new_bytes: int = 256, bos: bool = False, **generate_kwargs) -> DegenerationResult:
+    """`new_bytes`-byte continuations (greedy, EOS ignored) of each (name, prompt bytes); `bos`: the prompts
+    start a document (function headers, as `blt-hf generate` sends them)."""
     timing, texts = Timing(), []
     for _, prompt in prompts:
-        new = timed_generate(model, to_ids(prompt, False), timing, max_new_tokens=new_bytes, eos_token_id=None,
+        new = timed_generate(model, to_ids(prompt, bos), timing, max_new_tokens=new_bytes, eos_token_id=None,
                              **generate_kwargs)
         texts.append(to_bytes(new))
     runs = [longest_run(t) for t in texts]
