@@ -48,7 +48,9 @@ def run_setting(model, tasks, prompts, kwargs, new_bytes, headers=()):
     row = dict(kwargs=kwargs, exact_match=lines.exact_match, edit_similarity=lines.edit_similarity,
                line_timing=lines.timing,
                line_samples=[dict(file=t.name, line=t.line_number, target=t.target.decode("utf-8", "replace"),
-                                  prediction=p.decode("utf-8", "replace")) for t, p in lines.predictions[:SAMPLES]])
+                                  prediction=p.decode("utf-8", "replace")) for t, p in lines.predictions[:SAMPLES]],
+               # every line's prediction, so two runs on the same lines compare line by line (paired)
+               line_predictions=[p.decode("utf-8", "replace") for _, p in lines.predictions])
     if cont is not None:
         row.update(degeneration_rate=cont.degeneration_rate, distinct_4gram=cont.distinct_4gram,
                    longest_runs=cont.longest_runs, continuation_timing=cont.timing,
