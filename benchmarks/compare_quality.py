@@ -49,10 +49,11 @@ def compare(a: dict, b: dict, settings: list[str], against: str | None = None) -
         raise SystemExit(f"the runs completed different lines: {a['meta']['lines']} vs {b['meta']['lines']}")
     tasks = line_completion_tasks(split_documents(stdlib_documents())[1], a["meta"]["lines"])
     targets = [t.target.decode("utf-8", "replace").rstrip() for t in tasks]
-    out = [f"A = `{a['model']}`, B = `{b['model']}`; {len(tasks)} lines, {a['meta']['prompts']} continuations, "
-           f"{a['meta'].get('headers', 0)} headers" + (f"; every B setting against A's `{against}`" if against else ""), "",
-           "| setting | edit sim A | edit sim B | B - A (paired s.e.) | continuations degenerate: both / A only / B only "
-           "| headers degenerate: both / A only / B only |", "|---|---:|---:|---:|---:|---:|"]
+    title = (f"A = `{a['model']}`, B = `{b['model']}`; {len(tasks)} lines, {a['meta']['prompts']} continuations, "
+             f"{a['meta'].get('headers', 0)} headers" + (f"; every B setting against A's `{against}`" if against else ""))
+    out = [title, "", "| setting | edit sim A | edit sim B | B - A (paired s.e.) | "
+           "continuations degenerate: both / A only / B only | headers degenerate: both / A only / B only |",
+           "|---|---:|---:|---:|---:|---:|"]
     for name in settings:
         base = against or name
         ra, rb = a["results"][base], b["results"][name]

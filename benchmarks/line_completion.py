@@ -7,8 +7,9 @@ Per setting: line-completion exact match and edit similarity (blt_hf.generation_
 degeneration rate and distinct-4-gram ratio of 256-byte continuations, bytes/s and decoder /
 global calls per byte measured in the same run (batch 1, greedy), with `--headers N` the
 degeneration rate of 128-byte outputs for N held-out function headers given alone (the README's
-`blt-hf generate "def read_config(path):"` on many prompts), and 3 samples of each kind shown verbatim. Tasks come from the validation files of the default corpus split. `--extra`
-adds settings, e.g. `--extra leftmost:decoding=diffusion,unmasking_fallback=leftmost`.
+`blt-hf generate "def read_config(path):"` on many prompts), and 3 samples of each kind shown
+verbatim. Tasks come from the validation files of the default corpus split. `--extra` adds
+settings, e.g. `--extra leftmost:decoding=diffusion,unmasking_fallback=leftmost`.
 Prints a table, then one JSON line.
 """
 
@@ -19,8 +20,9 @@ import torch
 
 from blt_hf import DEFAULT_MODEL_PATH, FastBltForCausalLM
 from blt_hf.data import split_documents, stdlib_documents
-from blt_hf.generation_quality import (DEGENERATE_RUN, HEADER_NEW_BYTES, SETTINGS, block_accuracy, continuation_prompts,
-                                       degeneration, function_header_prompts, line_completion, line_completion_tasks)
+from blt_hf.generation_quality import (DEGENERATE_RUN, HEADER_NEW_BYTES, SETTINGS, block_accuracy,
+                                       continuation_prompts, degeneration, function_header_prompts,
+                                       line_completion, line_completion_tasks)
 
 SAMPLES = 3
 
@@ -72,7 +74,8 @@ def markdown(model_path, results, accuracy, meta) -> str:
            + (f"; {meta['headers']} function headers alone x {HEADER_NEW_BYTES} new bytes (header degenerate)"
               if meta.get("headers") else "") + f". Command: `{meta['command']}`", "",
            "| setting | exact match | edit sim | line bytes/s | degenerate | distinct-4 | 256-byte bytes/s | "
-           "decoder calls/byte | global calls/byte | header degenerate |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "decoder calls/byte | global calls/byte | header degenerate |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         ct = r.get("continuation_timing", r["line_timing"])
         out.append(f"| {name} | {r['exact_match']:.3f} | {r['edit_similarity']:.3f} | "
@@ -135,7 +138,8 @@ def main(argv=None):
 
         rows = torch.tensor(build_corpus(seq_len=512)["validation"]["input_ids"][:args.block_accuracy_rows])
         accuracy = block_accuracy(model, rows)
-    meta = dict(lines=len(tasks), prompts=len(prompts), headers=len(headers), new_bytes=args.new_bytes, threads=args.threads,
+    meta = dict(lines=len(tasks), prompts=len(prompts), headers=len(headers), new_bytes=args.new_bytes,
+                threads=args.threads,
                 command="python benchmarks/line_completion.py " + " ".join(argv or __import__("sys").argv[1:]))
     if args.markdown:
         with open(args.markdown, "w") as f:

@@ -5,8 +5,9 @@
 What ships: the weights (fp32 safetensors, or with --bf16 bf16 ones that load as fp32: half the
 bytes in the repository's history; evaluate what ships, since rounding moves some decisions),
 config.json with `auto_map`, the decoding defaults (BLT-D at confidence 0.7, first byte from the
-next-byte head, a block ends where no byte is sure), the fast tokenizer with the model's one length limit, and the modeling code for `trust_remote_code=True`. The code files are symbolic
-links into the package, so the shipped model always runs the package's code (a wheel stores them
+next-byte head, a block ends where no byte is sure), the fast tokenizer with the model's one length
+limit, and the modeling code for `trust_remote_code=True`. The code files are symbolic links into
+the package, so the shipped model always runs the package's code (a wheel stores them
 as copies); `save_pretrained` of a loaded model writes plain copies for publishing.
 """
 

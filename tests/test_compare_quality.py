@@ -46,5 +46,6 @@ def test_compare_scores_each_line_against_its_target(compare_quality):
     assert row[5].strip() == "0 / 1 / 0"
     within = compare_quality.compare(b, b, ["ar"], against="ar")
     assert within[-1].split("|")[4].split()[0] == "+0.000"
-    with pytest.raises(ValueError, match="own edit similarity"):  # predictions that do not give the run's own score: other lines
+    # predictions that do not give the run's own score were made on other lines
+    with pytest.raises(ValueError, match="own edit similarity"):
         compare_quality.compare(run("a", (wrong, [0.0]), [1], target_es=0.5), b, ["ar"])
