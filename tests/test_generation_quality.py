@@ -82,7 +82,8 @@ HEADERS = "class A:\n    def f(self):\n        pass\ndef g(x):  # one line\ndef 
 def test_function_headers_are_distinct_one_line_defs_sent_after_bos():
     docs = [Document("b.py", "def z():\n"), Document("a.py", HEADERS), Document("c.txt", "def t():\n")]
     headers = gq.function_header_prompts(docs, 10)
-    assert headers == [("a.py", b"def f(self):"), ("b.py", b"def z():")]  # h spans two lines, t is not .py
+    # g has a comment after its colon, h spans two lines, t is not in a .py file
+    assert headers == [("a.py", b"def f(self):"), ("b.py", b"def z():")]
     assert gq.function_header_prompts(docs, 1) == [("a.py", b"def f(self):")]
     model = MockModel(lambda prompt: b"\n" + b" " * 127 if prompt.endswith(b"z():") else b"\n    return 1\n")
     result = gq.degeneration(model, headers, new_bytes=gq.HEADER_NEW_BYTES, bos=True)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .generation_config_fast_blt import BYTE_DEFAULTS
 from .tokenization_fast_blt import BOS_ID, BYTE_OFFSET
 
 LINE_CONTEXT_BYTES, LINE_MAX_NEW_BYTES = 400, 64
-HEADER_NEW_BYTES = 128  # the command line's default length
+HEADER_NEW_BYTES = BYTE_DEFAULTS["max_new_tokens"]  # what generate (and `blt-hf generate`) writes by default
 DEGENERATE_RUN, DISTINCT_N = 16, 4
 
 # Decoder settings compared by the report and the ablations: (name, generate kwargs). The BLT-D rows
