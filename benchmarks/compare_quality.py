@@ -5,7 +5,8 @@
 Edit similarity: the mean per-line difference B - A with its standard error (the lines are the same,
 so the paired error is much smaller than either run's own spread). Degeneration (continuations and,
 when both runs have them, function headers): how many items are degenerate in both, in A only, in
-B only, so a change of one or two of 12 shows as what it is. Both runs must have been made with
+B only, so a change of one or two of 12 shows as what it is, with the exact two-sided sign test's p-value
+on the items degenerate in one run only (McNemar's exact test: could A only vs B only be a coin's split?). Both runs must have been made with
 `line_predictions` in their JSON (line_completion.py writes them) and the same --lines / --prompts /
 --headers. `--against S` compares every setting of B with setting S of A (A = B: BLT-D against AR on
 the same model).
@@ -44,6 +45,19 @@ def discordant(a_runs: list[int], b_runs: list[int]) -> tuple[int, int, int]:
             sum(y and not x for x, y in zip(a, b)))
 
 
+def sign_test(a_only: int, b_only: int) -> float:
+    """Exact two-sided sign test: the probability, if each discordant item were A's or B's with even odds,
+    of a split at least as uneven as (a_only, b_only)."""
+    n = a_only + b_only
+    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def degenerate_cell(a_runs: list[int], b_runs: list[int]) -> str:
+    both, a_only, b_only = discordant(a_runs, b_runs)
+    return f"{both} / {a_only} / {b_only} (p {sign_test(a_only, b_only):.2f})"
+
+
 def compare(a: dict, b: dict, settings: list[str], against: str | None = None) -> list[str]:
     if a["meta"]["lines"] != b["meta"]["lines"]:
         raise SystemExit(f"the runs completed different lines: {a['meta']['lines']} vs {b['meta']['lines']}")
@@ -52,16 +66,16 @@ def compare(a: dict, b: dict, settings: list[str], against: str | None = None) -
     title = (f"A = `{a['model']}`, B = `{b['model']}`; {len(tasks)} lines, {a['meta']['prompts']} continuations, "
              f"{a['meta'].get('headers', 0)} headers" + (f"; every B setting against A's `{against}`" if against else ""))
     out = [title, "", "| setting | edit sim A | edit sim B | B - A (paired s.e.) | "
-           "continuations degenerate: both / A only / B only | headers degenerate: both / A only / B only |",
+           "continuations degenerate: both / A only / B only (sign test) | headers degenerate: both / A only / B only (sign test) |",
            "|---|---:|---:|---:|---:|---:|"]
     for name in settings:
         base = against or name
         ra, rb = a["results"][base], b["results"][name]
         mean, se = paired(line_scores(a, base, targets), line_scores(b, name, targets))
-        cont = discordant(ra.get("longest_runs", []), rb.get("longest_runs", []))
-        head = discordant(ra.get("header_longest_runs", []), rb.get("header_longest_runs", []))
+        cont = degenerate_cell(ra.get("longest_runs", []), rb.get("longest_runs", []))
+        head = degenerate_cell(ra.get("header_longest_runs", []), rb.get("header_longest_runs", []))
         out.append(f"| {name} | {ra['edit_similarity']:.3f} | {rb['edit_similarity']:.3f} | {mean:+.3f} ({se:.3f}) | "
-                   f"{' / '.join(map(str, cont))} | {' / '.join(map(str, head))} |")
+                   f"{cont} | {head} |")
     return out
 
 

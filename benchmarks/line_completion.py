@@ -56,7 +56,8 @@ def run_setting(model, tasks, prompts, kwargs, new_bytes, headers=()):
     if cont is not None:
         row.update(degeneration_rate=cont.degeneration_rate, distinct_4gram=cont.distinct_4gram,
                    longest_runs=cont.longest_runs, continuation_timing=cont.timing,
-                   continuation_samples=[c.decode("utf-8", "replace") for c in cont.continuations[:SAMPLES]])
+                   continuation_samples=[c.decode("utf-8", "replace") for c in cont.continuations[:SAMPLES]],
+                   continuation_outputs=[c.decode("utf-8", "replace") for c in cont.continuations])
     if head is not None:
         degenerate = [i for i, r in enumerate(head.longest_runs) if r >= DEGENERATE_RUN][:SAMPLES]
         row.update(header_degeneration_rate=head.degeneration_rate, header_longest_runs=head.longest_runs,
