@@ -5,11 +5,11 @@
 Edit similarity: the mean per-line difference B - A with its standard error (the lines are the same,
 so the paired error is much smaller than either run's own spread). Degeneration (continuations and,
 when both runs have them, function headers): how many items are degenerate in both, in A only, in
-B only, so a change of one or two of 12 shows as what it is, with the exact two-sided sign test's p-value
-on the items degenerate in one run only (McNemar's exact test: could A only vs B only be a coin's split?). Both runs must have been made with
-`line_predictions` in their JSON (line_completion.py writes them) and the same --lines / --prompts /
---headers. `--against S` compares every setting of B with setting S of A (A = B: BLT-D against AR on
-the same model).
+B only, so a change of one or two of 12 shows as what it is, with the exact two-sided sign test's
+p-value on the items degenerate in one run only (McNemar's exact test: could A only vs B only be a
+coin's split?). Both runs must have been made with `line_predictions` in their JSON (line_completion.py
+writes them) and the same --lines / --prompts / --headers. `--against S` compares every setting of B
+with setting S of A (A = B: BLT-D against AR on the same model).
 """
 
 import argparse
@@ -65,8 +65,9 @@ def compare(a: dict, b: dict, settings: list[str], against: str | None = None) -
     targets = [t.target.decode("utf-8", "replace").rstrip() for t in tasks]
     title = (f"A = `{a['model']}`, B = `{b['model']}`; {len(tasks)} lines, {a['meta']['prompts']} continuations, "
              f"{a['meta'].get('headers', 0)} headers" + (f"; every B setting against A's `{against}`" if against else ""))
+    split = "both / A only / B only (sign test)"
     out = [title, "", "| setting | edit sim A | edit sim B | B - A (paired s.e.) | "
-           "continuations degenerate: both / A only / B only (sign test) | headers degenerate: both / A only / B only (sign test) |",
+           f"continuations degenerate: {split} | headers degenerate: {split} |",
            "|---|---:|---:|---:|---:|---:|"]
     for name in settings:
         base = against or name
