@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from blt_hf.data import (Document, build_corpus, pack_documents, split_documents, stdlib_documents, text_documents)
+from blt_hf.data import (Document, build_corpus, function_documents, pack_documents, split_documents, stdlib_documents,
+                         text_documents)
 from blt_hf.tokenization_fast_blt import BOS_ID, BYTE_OFFSET, EOS_ID
 
 
@@ -77,6 +78,7 @@ def test_undecodable_files_are_skipped_and_reported(tmp_path, caplog):
 
 @pytest.mark.parametrize("flag,value,message", [("--validation_fraction", "1.0", "validation_fraction must be in"),
                                                  ("--seq_len", "1", "seq_len must be >= 2"),
+                                                 ("--function_fraction", "1.5", "function_fraction must be in"),
                                                  ("--data_dir", "/nonexistent/dir", "is not a directory")])
 def test_training_arguments_are_checked_before_any_work(tmp_path, capsys, flag, value, message):
     from blt_hf import cli
@@ -85,3 +87,49 @@ def test_training_arguments_are_checked_before_any_work(tmp_path, capsys, flag, 
                      "--report_to", "none", flag, value])
     assert code == 1 and message in capsys.readouterr().err
     assert not (tmp_path / "run" / "entropy_model").exists()
+
+
+SOURCE = """import os
+
+
+def top(x):
+    return x + 1
+
+
+class Box:
+    @property
+    def size(self):
+        \"\"\"The size.\"\"\"
+        return 3
+
+    async def fetch(self):
+        def inner():
+            return 1
+        return inner()
+"""
+
+
+def test_function_documents_cut_each_def_to_its_end_dedented():
+    docs = [Document("pkg/mod.py", SOURCE), Document("notes.txt", "def not_python(): pass\n"),
+            Document("broken.py", "def f(:\n")]
+    funcs = function_documents(docs, 1.0)
+    assert {d.name: d.text for d in funcs} == {
+        "pkg/mod.py#4": "def top(x):\n    return x + 1\n",
+        "pkg/mod.py#10": 'def size(self):\n    """The size."""\n    return 3\n',  # starts at def, not the decorator
+        "pkg/mod.py#14": "async def fetch(self):\n    def inner():\n        return 1\n    return inner()\n",
+        "pkg/mod.py#15": "def inner():\n    return 1\n",
+    }
+    assert function_documents(docs, 0.0) == []
+    # a share: the same functions every time, about that share of many
+    many = [Document(f"m{i}.py", SOURCE) for i in range(200)]
+    half = function_documents(many, 0.5)
+    assert half == function_documents(many, 0.5) and 0.4 < len(half) / 800 < 0.6
+
+
+def test_build_corpus_adds_functions_to_train_only(tmp_path):
+    for i in range(40):
+        (tmp_path / f"f{i}.py").write_text(SOURCE * 4)
+    plain = build_corpus(tmp_path, seq_len=64, validation_fraction=0.2)
+    more = build_corpus(tmp_path, seq_len=64, validation_fraction=0.2, function_fraction=1.0)
+    assert len(more["train"]) > len(plain["train"])
+    assert more["validation"]["input_ids"] == plain["validation"]["input_ids"]

@@ -9,10 +9,12 @@ or end inside a document; BOS ids mark where documents begin, which is what the 
 sequence handling reads. Nothing here touches the network.
 """
 
+import ast
 import hashlib
 import logging
 import os
 import sysconfig
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +80,43 @@ def stdlib_documents(max_files: int | None = None) -> list[Document]:
     return docs[:max_files]
 
 
+def function_documents(docs, fraction: float, seed: int = 0) -> list[Document]:
+    """Function-level documents cut from the `.py` documents: a function's or method's source from its
+    `def` line to its last line, dedented, named `<file>#<def line>`, for the share `fraction` of them
+    chosen by a hash of that name (deterministic). Files that do not parse are skipped.
+
+    Why: whole files never start with a `def` line, but the README's job is a function header alone
+    after BOS (`blt-hf generate "def read_config(path):"`); these documents put that start in training.
+    Only ever given training documents, so every held-out measure stays on whole held-out files.
+    """
+    out = []
+    for doc in docs:
+        if not doc.name.endswith(".py") or fraction <= 0:
+            continue
+        try:
+            tree = ast.parse(doc.text)
+        except (SyntaxError, ValueError):  # not Python 3 source (a template or a lib2to3 fixture)
+            continue
+        lines = doc.text.splitlines(keepends=True)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            name = f"{doc.name}#{node.lineno}"
+            text = textwrap.dedent("".join(lines[node.lineno - 1:node.end_lineno]))
+            # a multi-line string at column 0 inside the body leaves the def indented: not a header start
+            if text.startswith(("def ", "async def ")) and _unit_hash(name, seed) < fraction:
+                out.append(Document(name, text))
+    return out
+
+
+def _unit_hash(name: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def is_validation(name: str, validation_fraction: float, seed: int = 0) -> bool:
     """Hash the name to [0, 1): a file's split depends on its own name only."""
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction
+    return _unit_hash(name, seed) < validation_fraction
 
 
 def split_documents(docs, validation_fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0):
@@ -106,13 +141,16 @@ def pack_documents(docs, seq_len: int = DEFAULT_SEQ_LEN, max_bytes: int | None =
 
 def build_corpus(data_dir=None, seq_len: int = DEFAULT_SEQ_LEN, validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
                  max_files: int | None = None, max_train_bytes: int | None = None,
-                 max_validation_bytes: int | None = None, seed: int = 0):
-    """A `DatasetDict` with "train" and "validation"; default corpus: `stdlib_documents()`."""
+                 max_validation_bytes: int | None = None, seed: int = 0, function_fraction: float = 0.0):
+    """A `DatasetDict` with "train" and "validation"; default corpus: `stdlib_documents()`.
+    `function_fraction`: that share of the training files' functions is added to "train" as documents of
+    their own (`function_documents`); "validation" never gets any."""
     from datasets import DatasetDict
 
     docs = stdlib_documents(max_files) if data_dir is None else text_documents(data_dir, max_files=max_files)
     if not docs:
         raise ValueError(f"no text files found under {data_dir}")
     train, val = split_documents(docs, validation_fraction, seed)
+    train = train + function_documents(train, function_fraction, seed)
     return DatasetDict(train=pack_documents(train, seq_len, max_train_bytes),
                        validation=pack_documents(val, seq_len, max_validation_bytes))

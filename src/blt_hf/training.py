@@ -81,6 +81,8 @@ class DataArguments:
     max_files: int | None = None
     max_train_bytes: int | None = None
     max_validation_bytes: int | None = None
+    function_fraction: float = field(default=0.0, metadata={
+        "help": "share of the training files' functions added as documents of their own (a `def` line after BOS)"})
 
 
 def use_default_precision(args: TrainingArguments) -> TrainingArguments:
@@ -272,6 +274,9 @@ def check_arguments(m: ModelArguments, d: DataArguments) -> None:
     if not 0 <= d.validation_fraction < 1:
         raise ValueError(f"--validation_fraction must be in [0, 1): it is the share of files held out, got "
                          f"{d.validation_fraction}")
+    if not 0 <= d.function_fraction <= 1:
+        raise ValueError(f"--function_fraction must be in [0, 1]: it is the share of functions added, got "
+                         f"{d.function_fraction}")
     if d.seq_len < 2:
         raise ValueError(f"--seq_len must be >= 2 bytes, got {d.seq_len}")
     if d.data_dir is not None and not os.path.isdir(d.data_dir):
@@ -295,7 +300,7 @@ def run_training(m: ModelArguments, d: DataArguments, args: TrainingArguments, c
     use_default_ddp(use_default_precision(args))
     check_arguments(m, d)
     corpus = build_corpus(d.data_dir, d.seq_len, d.validation_fraction, d.max_files, d.max_train_bytes,
-                          d.max_validation_bytes, seed=args.data_seed or 0)
+                          d.max_validation_bytes, seed=args.data_seed or 0, function_fraction=d.function_fraction)
     if len(corpus["train"]) == 0:
         raise ValueError(f"the training split has no full row of {d.seq_len} bytes: add data, lower --seq_len or "
                          f"--validation_fraction ({d.validation_fraction})")
