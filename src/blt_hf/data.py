@@ -1,6 +1,7 @@
 """Offline byte corpus: local text files -> train/validation splits -> packed byte sequences.
 
-A *document* is one file (or one pydoc topic, see `stdlib_documents`). Documents go to the
+A *document* is one file (or one pydoc topic, see `stdlib_documents`; or, added to the training
+split on request, one function, see `function_documents`). Documents go to the
 validation split by a hash of their name, so the split is deterministic, never cuts a file in
 two, and does not move when files are added or removed. Each split is packed as
 `<s> doc </s><s> doc </s>...` and cut into rows of exactly `seq_len` ids (the tail that does not
@@ -144,7 +145,8 @@ def build_corpus(data_dir=None, seq_len: int = DEFAULT_SEQ_LEN, validation_fract
                  max_validation_bytes: int | None = None, seed: int = 0, function_fraction: float = 0.0):
     """A `DatasetDict` with "train" and "validation"; default corpus: `stdlib_documents()`.
     `function_fraction`: that share of the training files' functions is added to "train" as documents of
-    their own (`function_documents`); "validation" never gets any."""
+    their own (`function_documents`), packed after the files (so a `max_train_bytes` cut drops them
+    first); "validation" never gets any."""
     from datasets import DatasetDict
 
     docs = stdlib_documents(max_files) if data_dir is None else text_documents(data_dir, max_files=max_files)
