@@ -15,6 +15,7 @@ import blt_hf.modeling_fast_blt as mf
 from blt_hf import FastBltForCausalLM
 from blt_hf.data import build_corpus
 from blt_hf.masks import start_indices
+from blt_hf.tokenization_fast_blt import BYTE_OFFSET
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -35,7 +36,7 @@ def patched(ent, valid, pos_ext, thr, mpl):
     return used
 
 mf.patch_starts_from_entropies = patched
-SPACE = 32 + 4
+SPACE = BYTE_OFFSET + ord(" ")
 for FORCE in (False, True):
     stats = {}
     for t in (0.75, 1.0):

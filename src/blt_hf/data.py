@@ -90,9 +90,11 @@ def function_documents(docs, fraction: float, seed: int = 0) -> list[Document]:
     after BOS (`blt-hf generate "def read_config(path):"`); these documents put that start in training.
     Only ever given training documents, so every held-out measure stays on whole held-out files.
     """
+    if fraction <= 0:
+        return []
     out = []
     for doc in docs:
-        if not doc.name.endswith(".py") or fraction <= 0:
+        if not doc.name.endswith(".py"):
             continue
         try:
             tree = ast.parse(doc.text)
@@ -103,9 +105,11 @@ def function_documents(docs, fraction: float, seed: int = 0) -> list[Document]:
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             name = f"{doc.name}#{node.lineno}"
+            if _unit_hash(name, seed) >= fraction:  # decide first: the unchosen ones are never cut out
+                continue
             text = textwrap.dedent("".join(lines[node.lineno - 1:node.end_lineno]))
             # a multi-line string at column 0 inside the body leaves the def indented: not a header start
-            if text.startswith(("def ", "async def ")) and _unit_hash(name, seed) < fraction:
+            if text.startswith(("def ", "async def ")):
                 out.append(Document(name, text))
     return out
 
