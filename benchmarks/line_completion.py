@@ -10,7 +10,8 @@ degeneration rate of 128-byte outputs for N held-out function headers given alon
 `blt-hf generate "def read_config(path):"` on many prompts), and 3 samples of each kind shown
 verbatim. Tasks come from the validation files of the default corpus split. `--extra` adds
 settings, e.g. `--extra leftmost:decoding=diffusion,unmasking_fallback=leftmost`.
-Prints a table, then one JSON line.
+Prints a table, then one JSON line. `--merge A.json B.json ...` runs nothing: it joins the settings of
+runs made on the same model and tasks in separate processes (one core each) into --json / --markdown.
 """
 
 import argparse
@@ -117,7 +118,10 @@ def main(argv=None):
     p.add_argument("--block-accuracy-rows", type=int, default=16)
     p.add_argument("--json")
     p.add_argument("--markdown")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="join these runs' settings instead of running")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json, args.markdown)
     torch.set_num_threads(args.threads)
     model = FastBltForCausalLM.from_pretrained(args.model).eval()
     _, validation = split_documents(stdlib_documents())
@@ -152,6 +156,28 @@ def main(argv=None):
     print(json.dumps({name: {k: r[k] for k in ("exact_match", "edit_similarity", "degeneration_rate",
                                                "header_degeneration_rate")
                              if k in r} for name, r in results.items()}))
+
+
+def merge(paths, json_out, markdown_out):
+    runs = [json.load(open(path)) for path in paths]
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:]):
+        same = {k: run["meta"][k] for k in ("lines", "prompts", "headers", "new_bytes")}
+        if run["model"] != first["model"] or same != {k: first["meta"][k] for k in same}:
+            raise ValueError(f"{path}: another model or other tasks than {paths[0]}; only runs of the same "
+                             "model on the same --lines / --prompts / --headers / --new-bytes merge")
+        if set(run["results"]) & set(first["results"]):
+            raise ValueError(f"{path}: setting(s) {sorted(set(run['results']) & set(first['results']))} "
+                             "are in an earlier run too")
+    results = {name: r for run in runs for name, r in run["results"].items()}
+    accuracy = next((run["block_accuracy"] for run in runs if run["block_accuracy"]), None)
+    meta = dict(first["meta"], command=" ; ".join(run["meta"]["command"] for run in runs))
+    if markdown_out:
+        with open(markdown_out, "w") as f:
+            f.write(markdown(first["model"], results, accuracy, meta))
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(dict(model=first["model"], meta=meta, block_accuracy=accuracy, results=results), f, indent=1)
 
 
 if __name__ == "__main__":

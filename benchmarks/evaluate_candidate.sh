@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Everything a default-model candidate is judged by before it ships (issue 8; MODEL_CARD.md, "Stage 9"),
+# measured on the bf16 file it would ship as. Usage:
+#   benchmarks/evaluate_candidate.sh CHECKPOINT TAG [BASELINE_JSON]
+#   e.g. benchmarks/evaluate_candidate.sh runs/default_v10/final stage10 benchmarks/results/larger_sample/stage9.json
+# Writes runs/ship_TAG (the candidate as it would ship) and runs/eval_TAG/: held-out bpb against xz,
+# `blt-hf eval`, the larger sample (300 lines, 43 continuations, 48 headers; AR | both BLT-D settings in
+# two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
+# and against AR, the README prompt under every decoding, and last, on a machine with nothing else
+# running, the speed run of "Goals". About 35 min on two idle cores; run nothing beside it.
+set -euo pipefail
+ckpt=$1
+tag=$2
+baseline=${3:-benchmarks/results/larger_sample/stage9.json}
+ship=runs/ship_$tag
+out=runs/eval_$tag
+mkdir -p "$out"
+export OMP_NUM_THREADS=1
+python benchmarks/ship_default_model.py "$ckpt" --bf16 --target "$ship"
+
+python benchmarks/eval_heldout.py "$ship" --json "$out/heldout.json" > "$out/heldout.log" 2>&1 &
+blt-hf eval "$ship" --seq_len 512 --max_rows 64 > "$out/blt_hf_eval.json" 2> "$out/blt_hf_eval.log"
+wait
+
+sample=(--lines 300 --prompts 43 --headers 48 --block-accuracy-rows 0)
+python benchmarks/line_completion.py "$ship" "${sample[@]}" --settings ar --json "$out/larger_ar.json" \
+  > "$out/larger_ar.log" 2>&1 &
+python benchmarks/line_completion.py "$ship" "${sample[@]}" --settings --extra \
+  "blt_d_conf0.7_arfirst:decoding=diffusion,confidence_threshold=0.7,first_byte_from_ar=true,unmasking_fallback=most_confident" \
+  "blt_d_conf0.7_arfirst_endblock:decoding=diffusion,confidence_threshold=0.7,first_byte_from_ar=true,unmasking_fallback=end_block" \
+  --json "$out/larger_blt_d.json" > "$out/larger_blt_d.log" 2>&1
+wait
+python benchmarks/line_completion.py --merge "$out/larger_ar.json" "$out/larger_blt_d.json" \
+  --json "$out/larger_sample.json" --markdown "$out/larger_sample.md"
+python benchmarks/compare_quality.py "$baseline" "$out/larger_sample.json" > "$out/paired_vs_baseline.md"
+python benchmarks/compare_quality.py "$out/larger_sample.json" "$out/larger_sample.json" --against ar \
+  > "$out/paired_vs_ar.md"
+
+for decoding in autoregressive diffusion self_speculation diffusion_verify; do
+  echo "== $decoding"
+  blt-hf generate "def read_config(path):" --model "$ship" --decoding "$decoding" 2>&1
+done > "$out/readme_prompt.txt"
+
+python benchmarks/line_completion.py "$ship" --lines 100 --prompts 12 --settings ar blt_s_k4 --extra \
+  "blt_d_default:decoding=diffusion" "blt_d_most_confident:decoding=diffusion,unmasking_fallback=most_confident" \
+  --json "$out/line_completion.json" --markdown "$out/line_completion.md" > "$out/line_completion.log" 2>&1
+echo "done: $out"
