@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Everything a default-model candidate is judged by before it ships (issue 8; MODEL_CARD.md, "Stage 9"),
+# Everything a default-model candidate is judged by before it ships (issue 8; MODEL_CARD.md, "Stage 11"),
 # measured on the bf16 file it would ship as. Usage:
 #   benchmarks/evaluate_candidate.sh CHECKPOINT TAG [BASELINE_JSON]
-#   e.g. benchmarks/evaluate_candidate.sh runs/default_v10/final stage10 benchmarks/results/larger_sample/stage9.json
+#   e.g. benchmarks/evaluate_candidate.sh runs/default_v12/final stage12
 # Writes runs/ship_TAG (the candidate as it would ship) and runs/eval_TAG/: held-out bpb against xz,
 # `blt-hf eval`, the larger sample (300 lines, 43 continuations, 48 headers; AR | both BLT-D settings in
 # two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
 # and against AR, the README prompt under every decoding, and last, on a machine with nothing else
 # running, the speed run of "Goals" (SPEED=0 skips it: the quality numbers do not depend on the machine's
-# load, the speed run does). Takes 15-30 min on two idle cores, by machine.
+# load, the speed run does). About 15 min on two idle cores (stage 11, an AMD EPYC machine).
 set -euo pipefail
 ckpt=$1
 tag=$2
-baseline=${3:-benchmarks/results/larger_sample/stage9.json}
+baseline=${3:-benchmarks/results/larger_sample/stage11.json}  # the shipped model's larger sample
 ship=runs/ship_$tag
 out=runs/eval_$tag
 mkdir -p "$out"

@@ -160,15 +160,15 @@ def main(argv=None):
 
 def merge(paths, json_out, markdown_out):
     runs = [json.load(open(path)) for path in paths]
-    first = runs[0]
+    first, seen = runs[0], set(runs[0]["results"])
     for path, run in zip(paths[1:], runs[1:]):
         same = {k: run["meta"][k] for k in ("lines", "prompts", "headers", "new_bytes")}
         if run["model"] != first["model"] or same != {k: first["meta"][k] for k in same}:
             raise ValueError(f"{path}: another model or other tasks than {paths[0]}; only runs of the same "
                              "model on the same --lines / --prompts / --headers / --new-bytes merge")
-        if set(run["results"]) & set(first["results"]):
-            raise ValueError(f"{path}: setting(s) {sorted(set(run['results']) & set(first['results']))} "
-                             "are in an earlier run too")
+        if seen & set(run["results"]):
+            raise ValueError(f"{path}: setting(s) {sorted(seen & set(run['results']))} are in an earlier run too")
+        seen |= set(run["results"])
     results = {name: r for run in runs for name, r in run["results"].items()}
     accuracy = next((run["block_accuracy"] for run in runs if run["block_accuracy"]), None)
     meta = dict(first["meta"], command=" ; ".join(run["meta"]["command"] for run in runs))
