@@ -4,7 +4,7 @@
 #   benchmarks/evaluate_candidate.sh CHECKPOINT TAG [BASELINE_JSON]
 #   e.g. benchmarks/evaluate_candidate.sh runs/default_v12/final stage12
 # Writes runs/ship_TAG (the candidate as it would ship) and runs/eval_TAG/: held-out bpb against xz,
-# `blt-hf eval`, the larger sample (300 lines, 43 continuations, 48 headers; AR | both BLT-D settings in
+# `blt-hf eval`, the two values tests/test_shipped_model.py bounds, the larger sample (300 lines, 43 continuations, 48 headers; AR | both BLT-D settings in
 # two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
 # and against AR, the README prompt under every decoding, and last, on a machine with nothing else
 # running, the speed run of "Goals" (SPEED=0 skips it: the quality numbers do not depend on the machine's
@@ -21,6 +21,7 @@ python benchmarks/ship_default_model.py "$ckpt" --bf16 --target "$ship"
 
 python benchmarks/eval_heldout.py "$ship" --json "$out/heldout.json" > "$out/heldout.log" 2>&1 &
 blt-hf eval "$ship" --seq_len 512 --max_rows 64 > "$out/blt_hf_eval.json" 2> "$out/blt_hf_eval.log"
+python benchmarks/shipped_bounds.py "$ship" > "$out/shipped_bounds.txt" 2> /dev/null  # the tests' two values
 wait
 
 sample=(--lines 300 --prompts 43 --headers 48)  # teacher-forced block accuracy in the (shorter) AR process
