@@ -4,8 +4,8 @@
 #   benchmarks/evaluate_candidate.sh CHECKPOINT TAG [BASELINE_JSON]
 #   e.g. benchmarks/evaluate_candidate.sh runs/default_v12/final stage12
 # Writes runs/ship_TAG (the candidate as it would ship) and runs/eval_TAG/: held-out bpb against xz,
-# `blt-hf eval`, the two values tests/test_shipped_model.py bounds, the larger sample (300 lines, 43 continuations, 48 headers; AR | both BLT-D settings in
-# two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
+# `blt-hf eval`, the two values tests/test_shipped_model.py bounds, the larger sample (300 lines,
+# 43 continuations, 48 headers; AR | both BLT-D settings in two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
 # and against AR, the README prompt under every decoding, and last, on a machine with nothing else
 # running, the speed run of "Goals" (SPEED=0 skips it: the quality numbers do not depend on the machine's
 # load, the speed run does). About 15 min on two idle cores (stage 11, an AMD EPYC machine).
