@@ -1,5 +1,8 @@
 """Tiny random configurations shared by the tests (CPU, a few ms per forward)."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import BltConfig, BltForCausalLM
@@ -38,6 +41,15 @@ def sharpen_patcher(model, ids, quantile=0.6):
         threshold = entropy(logits).flatten().quantile(quantile).item()
     model.config.patching_threshold = threshold
     return threshold
+
+
+def load_benchmark(name):
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_ids(batch, length, seed=0):

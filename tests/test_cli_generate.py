@@ -1,13 +1,11 @@
 """`blt-hf generate` on a tiny saved random BLT-D model, and the generation benchmark's pure helpers."""
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_ids, save_tiny_blt_d
+from conftest import load_benchmark, random_ids, save_tiny_blt_d
 
 from blt_hf import FastBltForCausalLM, FastBltTokenizer, cli
 from blt_hf.data import Document
@@ -200,11 +198,7 @@ def test_transformers_text_diffusion_streamer(capsys, model_dir):
 
 
 def load_report():
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_generate.py"
-    spec = importlib.util.spec_from_file_location("bench_generate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_generate")
 
 
 def test_continuation_bits_matches_manual_sum(model_dir):

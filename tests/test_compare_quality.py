@@ -1,23 +1,18 @@
 """benchmarks/compare_quality.py: paired comparisons of two line_completion.py runs, on runs with known answers."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
 from blt_hf.data import split_documents, stdlib_documents
 from blt_hf.generation_quality import edit_similarity, line_completion_tasks
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "compare_quality.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def compare_quality():
-    spec = importlib.util.spec_from_file_location("compare_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare_quality")
 
 
 def test_paired_difference_and_discordant_counts(compare_quality):

@@ -1,12 +1,11 @@
 """benchmarks/line_completion.py --merge: runs of one model made in separate processes join into one."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "line_completion.py"
+from conftest import load_benchmark
+
 TIMING = dict(bytes_per_s=10.0, decoder_calls_per_byte=1.0, global_calls_per_byte=0.2)
 ACCURACY = dict(mask_rates=[1.0], overall=0.5, predicted_space_share=0.1, target_space_share=0.1,
                 by_position=[0.6, 0.4], by_revealed=[0.5, None, None, None])
@@ -14,10 +13,7 @@ ACCURACY = dict(mask_rates=[1.0], overall=0.5, predicted_space_share=0.1, target
 
 @pytest.fixture(scope="module")
 def line_completion():
-    spec = importlib.util.spec_from_file_location("line_completion", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("line_completion")
 
 
 def run(tmp_path, name, settings, model="m", lines=3, accuracy=None):

@@ -1,24 +1,17 @@
 """benchmarks/train_on_gpu.py, the prepared GPU run of issue 8, smoke-run on the CPU: the probe sizes the
 main run, the held-out loss is evaluated four times, and the bf16 result comes back in small shards."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
 
-from conftest import tiny_blt_fields
-
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "train_on_gpu.py"
+from conftest import load_benchmark, tiny_blt_fields
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_on_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_on_gpu")
 
 
 def test_train_on_gpu_smoke(tmp_path, monkeypatch):
