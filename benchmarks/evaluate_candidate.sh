@@ -7,8 +7,8 @@
 # `blt-hf eval`, the two values tests/test_shipped_model.py bounds, the larger sample (300 lines,
 # 43 continuations, 48 headers; AR | both BLT-D settings in two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
 # and against AR, the README prompt under every decoding, and last, on a machine with nothing else
-# running, the speed run of "Goals" (SPEED=0 skips it: the quality numbers do not depend on the machine's
-# load, the speed run does). About 15 min on two idle cores (stage 11, an AMD EPYC machine).
+# running, the speed runs of "Goals" (SPEED=0 skips them: the quality numbers do not depend on the machine's
+# load, the speed runs do). About 18 min on two idle cores (stage 11, an AMD EPYC machine).
 set -euo pipefail
 ckpt=$1
 tag=$2
@@ -47,4 +47,8 @@ done > "$out/readme_prompt.txt"
 python benchmarks/line_completion.py "$ship" --lines 100 --prompts 12 --settings ar blt_s_k4 --extra \
   "blt_d_default:decoding=diffusion" "blt_d_most_confident:decoding=diffusion,unmasking_fallback=most_confident" \
   --json "$out/line_completion.json" --markdown "$out/line_completion.md" > "$out/line_completion.log" 2>&1
+# The same ratio, steadier: every prompt timed 3 times per setting, the fastest kept (one run above moved
+# 0.2x between two models with the same passes per byte).
+python benchmarks/bench_generate.py --model "$ship" --prompts 12 --repeats 3 --skip-transformers \
+  --settings ar blt_d_default blt_d_conf0.7 blt_s_k4 --out-dir "$out/speed" > "$out/speed.log" 2>&1
 echo "done: $out"

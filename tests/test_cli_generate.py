@@ -222,3 +222,12 @@ def test_held_out_prompts_end_on_a_line():
     for name, ids in prompts:
         text = bytes(int(i) - 4 for i in ids[1:]).decode()
         assert ids[0] == 1 and text.endswith("\n") and len(text) <= 64
+
+
+def test_goals_judge_the_shipped_blt_d_against_ar():
+    goals = load_report().goals
+    row = dict(speed_vs_ar=1.0, decoder_calls_per_byte=1.0, identical_to_ar=True)
+    for speed, passed in [(2.1, True), (1.55, False)]:
+        table = [dict(row, setting="ar"), dict(row, setting="blt_d_default", speed_vs_ar=speed)]
+        (text, ok), = goals(table)
+        assert ok is passed and f"({speed:.2f}x)" in text
