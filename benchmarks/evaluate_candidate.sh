@@ -2,7 +2,7 @@
 # Everything a default-model candidate is judged by before it ships (issue 8; MODEL_CARD.md, "Stage 11"),
 # measured on the bf16 file it would ship as. Usage:
 #   benchmarks/evaluate_candidate.sh CHECKPOINT TAG [BASELINE_JSON]
-#   e.g. benchmarks/evaluate_candidate.sh runs/default_v12/final stage12
+#   e.g. benchmarks/evaluate_candidate.sh runs/default_v13/final stage13
 # Writes runs/ship_TAG (the candidate as it would ship) and runs/eval_TAG/: held-out bpb against xz,
 # `blt-hf eval`, the two values tests/test_shipped_model.py bounds, the larger sample (300 lines,
 # 43 continuations, 48 headers; AR | both BLT-D settings in two 1-thread processes, merged), the paired comparisons against BASELINE_JSON (the shipped model's run)
@@ -12,7 +12,7 @@
 set -euo pipefail
 ckpt=$1
 tag=$2
-baseline=${3:-benchmarks/results/larger_sample/stage11.json}  # the shipped model's larger sample
+baseline=${3:-benchmarks/results/larger_sample/stage12.json}  # the shipped model's larger sample
 ship=runs/ship_$tag
 out=runs/eval_$tag
 mkdir -p "$out"
