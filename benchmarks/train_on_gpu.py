@@ -18,8 +18,8 @@ device image lacks, travels as wheels:
 
 What it does: a throughput probe (a few steps of the real setting, timed after warm-up), then one run
 of as many steps as fit in `--budget_s` at that pace (a whole cosine cycle, so the schedule ends where
-the time does), evaluating the next-byte loss on the held-out split four times (the corpus is 11 MB:
-several epochs fit in the budget, so overfitting must show if it comes), then the final model in bf16,
+the time does), evaluating the held-out loss `--evals` times (the corpus is 13 MB:
+several epochs fit in the budget, so overfitting must show if it comes) and keeping the best of those, then the final model in bf16,
 in safetensors shards small enough for the device tool to bring back (16 MiB per file), and a summary
 JSON. Back here: `python benchmarks/ship_default_model.py OUT/final_bf16 --bf16 --target runs/ship_gpu`
 and the held-out evaluation of MODEL_CARD.md decide whether it ships. Arguments after `--` go to
@@ -27,6 +27,7 @@ and the held-out evaluation of MODEL_CARD.md decide whether it ships. Arguments 
 """
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -37,6 +38,7 @@ import torch
 from transformers import TrainerCallback
 
 from blt_hf import FastBltForCausalLM
+from blt_hf.data import stdlib_documents
 from blt_hf.training import parse_args, run_training
 
 SHARD = "15MB"  # the device tool brings back files of at most 16 MiB
@@ -59,6 +61,14 @@ class StepTimes(TrainerCallback):
         self.times.append(time.perf_counter() - self.last)
 
 
+def write_corpus_hashes(path: Path):
+    """Name and SHA-256 of every document of this machine's standard-library corpus: the device's Python
+    is not ours, so the held-out evaluation here checks that none of its files was trained on under
+    another name."""
+    lines = [f"{d.name}\t{hashlib.sha256(d.text.encode()).hexdigest()}" for d in stdlib_documents()]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def train(out: Path, name: str, steps: int, a, extra: list[str], callbacks=()):
     """One `blt-hf train` run of `steps` steps at the script's setting -> (trainer, final model dir)."""
     argv = ["--output_dir", str(out / name), "--max_steps", str(steps), "--seq_len", str(a.seq_len),
@@ -66,13 +76,19 @@ def train(out: Path, name: str, steps: int, a, extra: list[str], callbacks=()):
             "--lr_scheduler_type", "cosine", "--warmup_steps", str(min(a.warmup, steps // 10)),
             "--weight_decay", "0.1", "--adam_beta2", "0.95", "--max_grad_norm", "1.0",
             "--logging_steps", str(max(1, steps // 50)), "--report_to", "none", "--seed", str(a.seed),
-            "--disable_tqdm", "true", "--save_strategy", "no"]
+            "--disable_tqdm", "true"]
     if a.base:
         argv += ["--model_name_or_path", a.base]
     argv += ["--dataloader_num_workers", "2"] if torch.cuda.is_available() else ["--use_cpu", "true"]
-    if name == "run" and steps >= 4:
-        argv += ["--eval_strategy", "steps", "--eval_steps", str(steps // 4), "--per_device_eval_batch_size",
-                 str(a.batch)]
+    every = steps // a.evals if name == "run" else 0
+    if not every:
+        argv += ["--save_strategy", "no"]
+    else:
+        # The corpus is small and the budget buys several epochs of it: keep the checkpoint with the lowest
+        # held-out loss (Trainer's own best-model tracking) rather than whatever the last step left.
+        argv += ["--eval_strategy", "steps", "--eval_steps", str(every), "--per_device_eval_batch_size",
+                 str(a.batch), "--save_strategy", "steps", "--save_steps", str(every), "--save_total_limit", "2",
+                 "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss"]
     return run_training(*parse_args(argv + extra), callbacks=callbacks)
 
 
@@ -91,6 +107,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--max_steps", type=int, default=20000, help="cap on the main run's steps")
+    p.add_argument("--evals", type=int, default=4, help="held-out evaluations (and checkpoints) in the main run")
     a = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     a.out.mkdir(parents=True, exist_ok=True)
 
@@ -109,10 +126,13 @@ def main(argv=None):
     model.save_pretrained(a.out / "final_bf16", max_shard_size=SHARD)
     evals = [h for h in trainer.state.log_history if "eval_loss" in h]
     summary = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                   base=a.base, steps=steps, bytes=steps * a.batch * a.seq_len, seconds=round(seconds, 1),
+                   python=sys.version.split()[0], torch=torch.__version__, base=a.base, steps=steps, bytes=steps * a.batch * a.seq_len, seconds=round(seconds, 1),
                    probe_ms_per_step=round(step_s * 1e3, 2), extra_args=extra, evals=evals,
+                   best_checkpoint=trainer.state.best_model_checkpoint, best_eval_loss=trainer.state.best_metric,
                    train_losses=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h])
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if "--data_dir" not in extra:
+        write_corpus_hashes(a.out / "corpus_sha256.tsv")
     print(json.dumps({k: v for k, v in summary.items() if k != "train_losses"}))
 
 

@@ -34,9 +34,14 @@ def test_train_on_gpu_smoke(tmp_path, monkeypatch):
     assert summary["probe_ms_per_step"] > 0
     assert [e["step"] for e in summary["evals"]] == [2, 4, 6, 8]
     assert all(e["eval_loss"] == e["eval_loss"] for e in summary["evals"])  # not NaN
+    best = min(summary["evals"], key=lambda e: e["eval_loss"])  # the final model is the best evaluated one
+    assert summary["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    assert summary["best_eval_loss"] == best["eval_loss"]
     shards = sorted((out / "final_bf16").glob("*.safetensors"))
     assert len(shards) > 1 and all(s.stat().st_size < 200_000 for s in shards)
     fp32 = FastBltForCausalLM.from_pretrained(tmp_path / "work" / "run" / "final")
+    kept = FastBltForCausalLM.from_pretrained(summary["best_checkpoint"])
+    torch.testing.assert_close(dict(kept.named_parameters()), dict(fp32.named_parameters()), rtol=0, atol=0)
     bf16 = FastBltForCausalLM.from_pretrained(out / "final_bf16", dtype=torch.float32)
     trained = dict(fp32.named_parameters())
     for name, weight in bf16.named_parameters():
