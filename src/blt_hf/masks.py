@@ -1,8 +1,11 @@
 """Every attention mask of the model, one named function each.
 
 Masks are boolean, shape (B, 1, Q, K), True = may attend; `additive` turns one into the float
-form (0 / dtype-min) that both the eager and SDPA paths take. Dtype-min rather than -inf keeps a
-fully masked row (a padding query) finite: it becomes a uniform average whose output nobody reads.
+form (0 / dtype-min) that both the eager and SDPA paths take. A row with no allowed key (a padding
+query, e.g. the pooling slots of the patches a shorter row lacks) is opened to every key instead, as
+transformers' own SDPA masks do: its output is never read, and an all-masked row becomes all -inf
+wherever the mask is cast down (CUDA autocast runs SDPA in bf16, and fp32's min is -inf there),
+which fused CUDA kernels can answer with NaN gradients (seen training on an H200).
 Positions are per-row position ids, not tensor indices, so a left-padded row sees exactly the
 mask it would see alone.
 """
@@ -20,9 +23,14 @@ def start_indices(starts, count: int):
 
 
 def additive(mask, dtype: torch.dtype):
-    """Boolean mask -> additive float mask for attention scores."""
+    """Boolean mask -> additive float mask for attention scores; rows with no allowed key see every key."""
     if isinstance(mask, BlockDiffusionMask):
         return mask.additive(dtype)
+    return fill_masked(mask | ~mask.any(-1, keepdim=True), dtype)
+
+
+def fill_masked(mask, dtype: torch.dtype):
+    """Boolean mask -> 0 where allowed, dtype-min elsewhere (fully masked rows stay so)."""
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
@@ -134,5 +142,7 @@ class BlockDiffusionMask:
                    num_blocks, block_size)
 
     def additive(self, dtype):
-        return BlockDiffusionMask(additive(self.clean, dtype), additive(self.prefix, dtype), additive(self.own, dtype),
-                                  self.num_blocks, self.block_size)
+        # The clean part goes through SDPA; prefix and own share one fp32 softmax per block query
+        # (`block_diffusion_attention`), where a block with no prefix still sees itself: no row opening there.
+        return BlockDiffusionMask(additive(self.clean, dtype), fill_masked(self.prefix, dtype),
+                                  fill_masked(self.own, dtype), self.num_blocks, self.block_size)
