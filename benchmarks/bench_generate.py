@@ -125,7 +125,9 @@ def held_out_prompts(docs, n: int, prompt_bytes: int):
 @torch.no_grad()
 def continuation_bits(model, prompt, continuation):
     """(total bits, bytes) of `continuation` (C,) after `prompt` (L,) on the model's next-byte path."""
-    ids = torch.cat([prompt, continuation])[None]
+    # prompts and continuations are kept on the host; the model may be on a GPU
+    continuation = continuation.to(model.device)
+    ids = torch.cat([prompt.to(model.device), continuation])[None]
     logits = model(input_ids=ids).logits[0, len(prompt) - 1: -1].float()  # position i predicts byte i + 1
     nats = F.cross_entropy(logits, continuation, reduction="sum")
     return float(nats) / math.log(2), len(continuation)

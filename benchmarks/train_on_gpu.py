@@ -29,16 +29,19 @@ and the held-out evaluation of MODEL_CARD.md decide whether it ships. Arguments 
 import argparse
 import hashlib
 import json
+import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from blt_hf import FastBltForCausalLM
 from blt_hf.data import stdlib_documents
+from blt_hf.nonfinite import BATCH_FILE, NonFiniteGradientError, first_nonfinite
 from blt_hf.training import parse_args, run_training
 
 SHARD = "15MB"  # the device tool brings back files of at most 16 MiB
@@ -111,6 +114,24 @@ def main(argv=None):
     a = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     a.out.mkdir(parents=True, exist_ok=True)
 
+    try:
+        run(a, extra)
+    except NonFiniteGradientError as err:
+        # Replay the broken step here, on the same device and precision (the CUDA noise state is only
+        # meaningful there), and leave its report and batch where the device tool brings them back.
+        print(err, flush=True)
+        batch = load_file(err.directory / BATCH_FILE)
+        model = FastBltForCausalLM.from_pretrained(err.directory, dtype=torch.float32)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        bf16 = json.loads((err.directory / "nonfinite.json").read_text())["autocast"] == "bf16"
+        report = first_nonfinite(model, batch, device, bf16)
+        (a.out / "nonfinite.json").write_text(json.dumps(dict(error=str(err), replay=report), indent=1))
+        shutil.copy(err.directory / BATCH_FILE, a.out / "nonfinite_batch.safetensors")
+        print(json.dumps(report), flush=True)
+        raise SystemExit(2)
+
+
+def run(a, extra):
     # The probe's first steps pay for start-up (kernels, allocator): time only the later half.
     times = StepTimes()
     train(a.work, "probe", a.probe_steps, a, extra, [times])
@@ -126,7 +147,8 @@ def main(argv=None):
     model.save_pretrained(a.out / "final_bf16", max_shard_size=SHARD)
     evals = [h for h in trainer.state.log_history if "eval_loss" in h]
     summary = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                   python=sys.version.split()[0], torch=torch.__version__, base=a.base, steps=steps, bytes=steps * a.batch * a.seq_len, seconds=round(seconds, 1),
+                   python=sys.version.split()[0], torch=torch.__version__, base=a.base, steps=steps,
+                   bytes=steps * a.batch * a.seq_len, seconds=round(seconds, 1),
                    probe_ms_per_step=round(step_s * 1e3, 2), extra_args=extra, evals=evals,
                    best_checkpoint=trainer.state.best_model_checkpoint, best_eval_loss=trainer.state.best_metric,
                    train_losses=[(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h])

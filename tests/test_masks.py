@@ -94,3 +94,17 @@ def test_positions_restart_per_document():
     doc = torch.tensor([[0, 0, 1, 1, 1, 2]])
     valid = torch.tensor([[True, True, True, True, True, False]])
     assert positions_in_document(doc, valid).tolist() == [[0, 1, 0, 1, 2, 0]]
+
+
+def test_additive_opens_rows_without_keys_and_keeps_the_rest():
+    """A padding query's row (no allowed key) sees every key, so no row is all dtype-min: cast down to bf16
+    (CUDA autocast does this to SDPA's fp32 mask) fp32's min becomes -inf, and a row of -inf has no softmax."""
+    m = torch.tensor([[[[True, False, False], [False, False, False], [True, True, False]]]])
+    a = masks.additive(m, torch.float32)
+    low = torch.finfo(torch.float32).min
+    assert torch.equal(a[0, 0], torch.tensor([[0, low, low], [0, 0, 0], [0, 0, low]]))
+    assert torch.isfinite(a.to(torch.bfloat16)).any(-1).all()
+    # the block-diffusion parts that share one softmax per block query keep their rows: a block with no
+    # prefix (at a document's start) still sees itself, and must not see the whole prefix instead
+    d = masks.BlockDiffusionMask(m, m, m[:, :, :, None], 1, 3).additive(torch.float32)
+    assert torch.equal(d.clean, a) and torch.equal(d.prefix[0, 0, 1], torch.full((3,), low))

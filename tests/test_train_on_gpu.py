@@ -3,7 +3,9 @@ main run, the held-out loss is evaluated four times, and the bf16 result comes b
 
 import json
 
+import pytest
 import torch
+from safetensors.torch import load_file
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
 
@@ -14,7 +16,7 @@ def load_script():
     return load_benchmark("train_on_gpu")
 
 
-def test_train_on_gpu_smoke(tmp_path, monkeypatch):
+def tiny_base_and_docs(tmp_path):
     torch.manual_seed(0)
     base = tmp_path / "base"
     FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(max_patch_length=8), diffusion_block_size=4)).save_pretrained(base)
@@ -22,6 +24,11 @@ def test_train_on_gpu_smoke(tmp_path, monkeypatch):
     docs.mkdir()
     for i in range(12):
         (docs / f"f{i}.py").write_text(f"def f{i}(a, b):\n    return a * {i} + b\n\n" * 30)
+    return base, docs
+
+
+def test_train_on_gpu_smoke(tmp_path, monkeypatch):
+    base, docs = tiny_base_and_docs(tmp_path)
     script = load_script()
     monkeypatch.setattr(script, "SHARD", "100KB")  # the tiny model must still be cut into several shards
     out = tmp_path / "out"
@@ -48,3 +55,23 @@ def test_train_on_gpu_smoke(tmp_path, monkeypatch):
         torch.testing.assert_close(weight, trained[name].to(torch.bfloat16).float(), rtol=0, atol=0, msg=name)
     base_weights = dict(FastBltForCausalLM.from_pretrained(base).named_parameters())
     assert not torch.equal(trained["lm_head.weight"], base_weights["lm_head.weight"]), "it trained"
+
+
+def test_train_on_gpu_replays_a_step_with_nonfinite_gradients(tmp_path, monkeypatch):
+    """The probe's third step reports non-finite gradients (as the bf16 run on an H200 did at its seventh):
+    the script stops, replays that step on its device and brings back the report and the batch."""
+    import blt_hf.training
+
+    base, docs = tiny_base_and_docs(tmp_path)
+    checks = []
+    monkeypatch.setattr(blt_hf.training, "gradients_finite", lambda model: checks.append(1) or len(checks) != 3)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        load_script().main([str(out), "--base", str(base), "--work", str(tmp_path / "work"), "--probe_steps", "4",
+                            "--batch", "2", "--seq_len", "64", "--", "--data_dir", str(docs)])
+    assert stop.value.code == 2 and not (out / "summary.json").exists()
+    report = json.loads((out / "nonfinite.json").read_text())
+    assert report["error"].startswith("step 3: ")
+    # the replay of a step whose gradients were only reported broken finds nothing broken, at the step's loss
+    assert report["replay"]["parameters_with_nonfinite_gradients"] == [] and report["replay"]["loss"] > 0
+    assert load_file(out / "nonfinite_batch.safetensors")["input_ids"].shape == (2, 64)

@@ -3,9 +3,9 @@
 Masks are boolean, shape (B, 1, Q, K), True = may attend; `additive` turns one into the float
 form (0 / dtype-min) that both the eager and SDPA paths take. A row with no allowed key (a padding
 query, e.g. the pooling slots of the patches a shorter row lacks) is opened to every key instead, as
-transformers' own SDPA masks do: its output is never read, and an all-masked row becomes all -inf
-wherever the mask is cast down (CUDA autocast runs SDPA in bf16, and fp32's min is -inf there),
-which fused CUDA kernels can answer with NaN gradients (seen training on an H200).
+transformers' own SDPA masks do for the memory-efficient kernel: its output is never read, and an
+all-masked row would become all -inf wherever the mask is cast down (CUDA autocast runs SDPA in
+bf16, where fp32's min rounds to -inf), a row fused kernels need not answer with finite gradients.
 Positions are per-row position ids, not tensor indices, so a left-padded row sees exactly the
 mask it would see alone.
 """

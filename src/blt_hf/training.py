@@ -30,6 +30,7 @@ from .entropy_model import (DEFAULT_MAX_PATCH_LENGTH, DEFAULT_TARGET_PATCH_SIZE,
 from .evaluation import bits_per_byte
 from .generation_config_fast_blt import FastBltGenerationConfig
 from .modeling_fast_blt import FastBltForCausalLM
+from .nonfinite import NonFiniteGradientError, dump_step, gradients_finite, rng_states
 from .tokenization_fast_blt import FastBltTokenizer
 from .tokenization_fast_blt_fast import FastBltTokenizerFast
 
@@ -133,6 +134,30 @@ class FastBltTrainer(Trainer):
     """Trainer whose evaluation repeats: `eval_loss` is the next-byte loss (the model's eval-mode loss),
     and a BLT-D model adds `eval_masked_block_bpb_t{t}` at fixed noise levels with a fixed generator
     (blt_hf.evaluation.bits_per_byte), instead of one fresh noise draw mixed into the loss."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """Trainer's step, then one check that every gradient is finite (blt_hf.nonfinite says why): at the
+        first step that fails it, stop before the optimizer step, leaving the step to replay."""
+        states = rng_states(self.args.device)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Under DDP only where gradients were just all-reduced (identical on every rank, so every rank stops
+        # together); alone, after every micro-batch, so the saved batch is the one that broke.
+        checked = self.accelerator.sync_gradients or self.args.world_size == 1
+        if checked and not gradients_finite(model):
+            self.stop_on_nonfinite(model, inputs, states, float(loss))
+        return loss
+
+    def stop_on_nonfinite(self, model, inputs, states, loss):
+        step, rank = self.state.global_step + 1, self.args.process_index
+        name = f"nonfinite-step{step}" + (f"-rank{rank}" if rank else "")
+        directory = dump_step(self.accelerator.unwrap_model(model), inputs, states, Path(self.args.output_dir) / name,
+                              step, loss, "bf16" if self.args.bf16 else None)
+        bad = json.loads((directory / "nonfinite.json").read_text())["parameters_with_nonfinite_gradients"]
+        raise NonFiniteGradientError(
+            f"step {step}: the loss is {loss:.4g} but {len(bad)} parameter(s) have non-finite gradients (first: "
+            f"{', '.join(bad[:3])}); stopped before the optimizer step. The step is saved in {directory}; "
+            f"replay it with: python -m blt_hf.nonfinite {directory} --device {self.args.device.type}"
+            + (" --bf16" if self.args.bf16 else ""), directory)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
