@@ -1,29 +1,35 @@
 """Issue 8's GPU training run: continue the default model for a fixed wall-clock budget on one GPU.
 
-Prepared on CPU-only machines and NOT yet run on a GPU (MODEL_CARD.md says so until it has been); its
-CPU smoke run is tested (tests/test_train_on_gpu.py). One call of the `device` tool, within ~8 minutes on
-one H200 from a bare checkout (no install of the package: PYTHONPATH=src). `datasets`, which the
-device image lacks, travels as wheels:
+Run twice on an H200 (2026-11-30, MODEL_CARD.md "GPU session"): both runs stopped being useful at their
+seventh step, whose gradients were NaN under bf16 autocast (finite loss); the cause is not found yet.
+Training now stops at such a step (blt_hf.nonfinite) and this script then replays it on the device under
+each attention kernel, writing `nonfinite.json` and the batch: the next GPU call's first job. One call of
+the `device` tool from a bare checkout (no install of the package: PYTHONPATH=src). The device image
+lacks `datasets` and has transformers 5.17 (we test 5.24), so these travel as wheels:
 
   # here, once (the wheels stay out of git):
   echo /.whl/ >> .git/info/exclude
   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-      datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-  # on the device (carry [".whl"], timeout_s 540; datasets 5.2 needs pyarrow >= 24, which the image has
-  # not been checked for: the first line prints its version):
-  python3 -c "import pyarrow; print('pyarrow', pyarrow.__version__)"; \
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
-      PYTHONPATH=src:/tmp/site python3 benchmarks/train_on_gpu.py $OUT/run --budget_s 330 2>&1 | tee $OUT/log
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+      transformers==5.24.0 regex==2026.11.19 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 fsspec==2026.9.0
+  # on the device (carry [".whl"], timeout_s 540); the tool brings back at most 8 files, so the model's
+  # shards come back alone and everything else in one tar:
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; \
+  export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1; \
+  timeout 430 python3 benchmarks/train_on_gpu.py $OUT/run --budget_s 270 --batch 128 --evals 8 --seed 14 \
+      -- --diffusion_block_size 4 --diffusion_loss_weight 2 --function_fraction 0.25 > $OUT/train.log 2>&1; \
+  cd $OUT && rm -f run/final_bf16/*.py; mv run/final_bf16/*.safetensors . ; tar cf meta.tar -C run . && rm -rf run
 
 What it does: a throughput probe (a few steps of the real setting, timed after warm-up), then one run
 of as many steps as fit in `--budget_s` at that pace (a whole cosine cycle, so the schedule ends where
-the time does), evaluating the held-out loss `--evals` times (the corpus is 13 MB:
-several epochs fit in the budget, so overfitting must show if it comes) and keeping the best of those, then the final model in bf16,
-in safetensors shards small enough for the device tool to bring back (16 MiB per file), and a summary
-JSON. Back here: `python benchmarks/ship_default_model.py OUT/final_bf16 --bf16 --target runs/ship_gpu`
-and the held-out evaluation of MODEL_CARD.md decide whether it ships. Arguments after `--` go to
-`blt-hf train` (blt_hf.training) unchanged, e.g. the sizes of a from-scratch model without `--base`.
+the time does), evaluating the held-out loss `--evals` times (the corpus is 13 MB: several epochs fit
+in the budget, so overfitting must show if it comes) and keeping the best of those, then the final
+model in bf16, in safetensors shards small enough for the device tool to bring back (16 MiB per file),
+a summary JSON and the SHA-256 of every corpus document (the device's Python is 3.12, ours 3.11: the
+held-out evaluation here checks that none of its files was trained on under another name). Back here:
+`python benchmarks/ship_default_model.py OUT/final_bf16 --bf16 --target runs/ship_gpu` and the held-out
+evaluation of MODEL_CARD.md decide whether it ships. Arguments after `--` go to `blt-hf train`
+(blt_hf.training) unchanged, e.g. the sizes of a from-scratch model without `--base`.
 """
 
 import argparse
@@ -41,7 +47,7 @@ from transformers import TrainerCallback
 
 from blt_hf import FastBltForCausalLM
 from blt_hf.data import stdlib_documents
-from blt_hf.nonfinite import BATCH_FILE, NonFiniteGradientError, first_nonfinite
+from blt_hf.nonfinite import BATCH_FILE, NonFiniteGradientError, replay_each_backend
 from blt_hf.training import parse_args, run_training
 
 SHARD = "15MB"  # the device tool brings back files of at most 16 MiB
@@ -124,7 +130,7 @@ def main(argv=None):
         model = FastBltForCausalLM.from_pretrained(err.directory, dtype=torch.float32)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         bf16 = json.loads((err.directory / "nonfinite.json").read_text())["autocast"] == "bf16"
-        report = first_nonfinite(model, batch, device, bf16)
+        report = replay_each_backend(model, batch, device, bf16)
         (a.out / "nonfinite.json").write_text(json.dumps(dict(error=str(err), replay=report), indent=1))
         shutil.copy(err.directory / BATCH_FILE, a.out / "nonfinite_batch.safetensors")
         print(json.dumps(report), flush=True)

@@ -73,5 +73,7 @@ def test_train_on_gpu_replays_a_step_with_nonfinite_gradients(tmp_path, monkeypa
     report = json.loads((out / "nonfinite.json").read_text())
     assert report["error"].startswith("step 3: ")
     # the replay of a step whose gradients were only reported broken finds nothing broken, at the step's loss
-    assert report["replay"]["parameters_with_nonfinite_gradients"] == [] and report["replay"]["loss"] > 0
+    replays = report["replay"]
+    assert replays["default"]["parameters_with_nonfinite_gradients"] == [] and replays["default"]["loss"] > 0
+    assert replays["MATH"]["loss"] == pytest.approx(replays["default"]["loss"], rel=1e-4)  # the same noise again
     assert load_file(out / "nonfinite_batch.safetensors")["input_ids"].shape == (2, 64)

@@ -8,7 +8,7 @@ The step's model, batch and random-number states (the BLT-D objective draws its 
 `output_dir/nonfinite-step{N}[-rank{R}]/`, and `python -m blt_hf.nonfinite DIR` replays the step on any
 device, reporting the first module whose output (forward) or gradient input (backward) is not finite.
 
-    python -m blt_hf.nonfinite runs/x/nonfinite-step7 --device cuda --bf16
+    python -m blt_hf.nonfinite runs/x/nonfinite-step7 --device cuda --bf16 [--each-backend]
 """
 
 import argparse
@@ -97,6 +97,24 @@ def first_nonfinite(model, batch: dict, device: str, bf16: bool) -> dict:
                 parameters_with_nonfinite_gradients=bad)
 
 
+def replay_each_backend(model, batch: dict, device: str, bf16: bool) -> dict:
+    """`first_nonfinite` with PyTorch's own choice of attention kernel, then with each SDPA backend alone:
+    a kernel that breaks on one batch's shapes shows as the only backend whose gradients are not finite.
+    A backend that cannot take these inputs reports its error instead."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    reports = {"default": first_nonfinite(model, batch, device, bf16)}
+    for backend in (SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                    SDPBackend.FLASH_ATTENTION):
+        model.zero_grad(set_to_none=True)
+        try:
+            with sdpa_kernel(backend):
+                reports[backend.name] = first_nonfinite(model, batch, device, bf16)
+        except RuntimeError as err:  # "No available kernel": the backend does not take these inputs
+            reports[backend.name] = {"error": str(err).splitlines()[0]}
+    return reports
+
+
 def main(argv=None):
     from .modeling_fast_blt import FastBltForCausalLM
 
@@ -104,9 +122,11 @@ def main(argv=None):
     p.add_argument("directory", type=Path, help="an output_dir/nonfinite-step* directory")
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast, as a bf16 run trains")
+    p.add_argument("--each-backend", action="store_true", help="also replay under each SDPA backend alone")
     a = p.parse_args(argv)
     model = FastBltForCausalLM.from_pretrained(a.directory, dtype=torch.float32)
-    report = first_nonfinite(model, load_file(a.directory / BATCH_FILE), a.device, a.bf16)
+    replay = replay_each_backend if a.each_backend else first_nonfinite
+    report = replay(model, load_file(a.directory / BATCH_FILE), a.device, a.bf16)
     print(json.dumps(report, indent=1))
     return report
 
