@@ -23,8 +23,8 @@ BATCH_FILE = "batch.safetensors"
 
 def gradients_finite(model) -> bool:
     """One reduction and one host sync over every gradient."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return not grads or bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())
+    norms = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+    return not norms or bool(torch.stack(norms).isfinite().all())
 
 
 def rng_states(device: torch.device) -> dict:
