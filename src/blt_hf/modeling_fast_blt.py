@@ -9,11 +9,13 @@ and an optional KV cache so that `generation_fast_blt.py` can run them on a few 
 Shapes: B batch, N bytes, M patches, k = cross_attn_k, He/Hg/Hd encoder/global/decoder width.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -91,13 +93,24 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
+# cuDNN's SDPA backward returns NaN on H100/H200 for some shapes when a mask is given and a query row's
+# logsumexp is below ln(FLT_MAX) = -88.7 (pytorch/pytorch#196678: a regression since torch 2.11, where cuDNN
+# became the default backend there). Our global transformer has such rows (a patch that sees only itself,
+# at a very negative score: down to -267 on the shipped model), and a bf16 run on an H200 got NaN gradients
+# from a finite loss (MODEL_CARD.md, "GPU session"). Training on CUDA therefore leaves cuDNN out; the
+# forward alone (inference) is not affected and keeps PyTorch's choice.
+TRAINING_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
 def attention(module, query, key, value, attention_mask):
     """Dispatch through transformers' attention interface (`sdpa` default, `eager` reference)."""
     # Sub-configs only learn the implementation when it is *changed*; a fresh model defaults to sdpa.
     impl = module.config._attn_implementation or "sdpa"
     fn = ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)
     dropout = module.config.dropout if module.training else 0.0
-    out, _ = fn(module, query, key, value, attention_mask, scaling=module.head_dim**-0.5, dropout=dropout or 0.0)
+    backward = query.is_cuda and query.requires_grad and torch.is_grad_enabled()
+    with sdpa_kernel(TRAINING_SDPA_BACKENDS) if backward else nullcontext():
+        out, _ = fn(module, query, key, value, attention_mask, scaling=module.head_dim**-0.5, dropout=dropout or 0.0)
     return out.reshape(*out.shape[:2], -1)
 
 
