@@ -1,24 +1,12 @@
 """Issue 8's GPU training run: continue the default model for a fixed wall-clock budget on one GPU.
 
 Run twice on an H200 (2026-11-30, MODEL_CARD.md "GPU session"): both runs stopped being useful at their
-seventh step, whose gradients were NaN under bf16 autocast (finite loss); the cause is not found yet.
-Training now stops at such a step (blt_hf.nonfinite) and this script then replays it on the device under
-each attention kernel, writing `nonfinite.json` and the batch: the next GPU call's first job. One call of
-the `device` tool from a bare checkout (no install of the package: PYTHONPATH=src). The device image
-lacks `datasets` and has transformers 5.17 (we test 5.24), so these travel as wheels:
-
-  # here, once (the wheels stay out of git):
-  echo /.whl/ >> .git/info/exclude
-  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-      transformers==5.24.0 regex==2026.11.19 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 fsspec==2026.9.0
-  # on the device (carry [".whl"], timeout_s 540); the tool brings back at most 8 files, so the model's
-  # shards come back alone and everything else in one tar:
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; \
-  export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1; \
-  timeout 430 python3 benchmarks/train_on_gpu.py $OUT/run --budget_s 270 --batch 128 --evals 8 --seed 14 \
-      -- --diffusion_block_size 4 --diffusion_loss_weight 2 --function_fraction 0.25 > $OUT/train.log 2>&1; \
-  cd $OUT && rm -f run/final_bf16/*.py; mv run/final_bf16/*.safetensors . ; tar cf meta.tar -C run . && rm -rf run
+seventh step, whose gradients were NaN under bf16 autocast (finite loss). The suspect, cuDNN's attention
+backward, is now left out of training's SDPA choices (modeling_fast_blt.attention; unverified). Training
+stops at a step with non-finite gradients (blt_hf.nonfinite) and this script then replays it on the device
+under each attention kernel, writing `nonfinite.json` and the batch. One call
+of the `device` tool from a bare checkout (no install of the package: PYTHONPATH=src), with the wheels
+the device image lacks: `benchmarks/gpu_train_call.sh` holds the call and how to fetch the wheels.
 
 What it does: a throughput probe (a few steps of the real setting, timed after warm-up), then one run
 of as many steps as fit in `--budget_s` at that pace (a whole cosine cycle, so the schedule ends where
