@@ -2,8 +2,8 @@
 # Issue 11's GPU check: one script, within 8 minutes on one GPU, from a bare checkout (PYTHONPATH=src,
 # nothing installed beyond torch + transformers + pytest). Part 1 (test_cuda.py and test_device_readiness.py
 # only) ran once on an H200 (2026-11-30, MODEL_CARD.md "GPU session"): one failure, the static cache's
-# compiled BLT-D steps, whose traceback the shortened log lost; the full logs now go to files. Parts 2-3
-# have not completed on a GPU yet.
+# compiled BLT-D steps, whose traceback the shortened log lost; the tests' full log now goes to a file.
+# Parts 2-3 have not completed on a GPU yet.
 #   1. the tests that matter on a device: tests/test_cuda.py (decoders in fp32 / bf16, exactness,
 #      a bf16 training step), then the generation and device-readiness tests;
 #   2. a bf16 speed benchmark on a random BLT-1B-shaped model (global 24 x 2048, local 1024, 500k hash

@@ -20,6 +20,11 @@ timeout $((budget + 160)) python3 benchmarks/train_on_gpu.py "$out/run" --budget
   | grep --line-buffered -v -E "Writing|Loading weights" > "$out/train.log"
 status=${PIPESTATUS[0]}
 tail -5 "$out/train.log"
-cd "$out" && rm -f run/final_bf16/*.py && { mv run/final_bf16/*.safetensors . 2>/dev/null; true; } \
-  && tar cf meta.tar -C run . && rm -rf run && ls -la
+# A step with NaN gradients leaves nonfinite.json and its batch in run/ (its fp32 weights stay in /tmp:
+# too large to come back, and the replay has already run here, on the device).
+cd "$out" || exit 4
+rm -f run/final_bf16/*.py
+mv run/final_bf16/*.safetensors . 2>/dev/null
+tar cf meta.tar -C run . && rm -rf run || { echo "packaging the results failed"; exit 4; }
+ls -la
 exit "$status"

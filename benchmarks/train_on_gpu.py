@@ -1,7 +1,8 @@
 """Issue 8's GPU training run: continue the default model for a fixed wall-clock budget on one GPU.
 
-Run twice on an H200 (2026-11-30, MODEL_CARD.md "GPU session"): both runs stopped being useful at their
-seventh step, whose gradients were NaN under bf16 autocast (finite loss). The suspect, cuDNN's attention
+Run twice on an H200 (2026-11-30, MODEL_CARD.md "GPU session"): every run broke at step 7 (the first
+call's main run, logging every 4 steps, between steps 5 and 8) with NaN gradients under bf16 autocast
+from a finite loss. The suspect, cuDNN's attention
 backward, is now left out of training's SDPA choices (modeling_fast_blt.attention; unverified). Training
 stops at a step with non-finite gradients (blt_hf.nonfinite) and this script then replays it on the device
 under each attention kernel, writing `nonfinite.json` and the batch. One call

@@ -104,7 +104,10 @@ def test_additive_opens_rows_without_keys_and_keeps_the_rest():
     low = torch.finfo(torch.float32).min
     assert torch.equal(a[0, 0], torch.tensor([[0, low, low], [0, 0, 0], [0, 0, low]]))
     assert torch.isfinite(a.to(torch.bfloat16)).any(-1).all()
-    # the block-diffusion parts that share one softmax per block query keep their rows: a block with no
-    # prefix (at a document's start) still sees itself, and must not see the whole prefix instead
-    d = masks.BlockDiffusionMask(m, m, m[:, :, :, None], 1, 3).additive(torch.float32)
+    # The block-diffusion parts that share one softmax per block query keep their rows: a block query with
+    # no prefix (a block at a document's start) sees only its own block, never the whole prefix instead.
+    prefix = torch.tensor([[[[True, True, False], [False, False, False], [True, False, False]]]])  # 3 block rows
+    own = torch.ones(1, 1, 1, 1, 3, dtype=torch.bool)  # one block of 3 sees itself
+    d = masks.BlockDiffusionMask(m, prefix, own, 1, 3).additive(torch.float32)
     assert torch.equal(d.clean, a) and torch.equal(d.prefix[0, 0, 1], torch.full((3,), low))
+    assert torch.equal(d.own, torch.zeros_like(d.own))

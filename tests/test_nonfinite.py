@@ -8,7 +8,8 @@ import torch
 
 from blt_hf import FastBltConfig, FastBltForCausalLM
 from blt_hf.data import Document, pack_documents
-from blt_hf.nonfinite import BATCH_FILE, NonFiniteGradientError, first_nonfinite, main as replay
+from blt_hf import modeling_fast_blt, nonfinite
+from blt_hf.nonfinite import NonFiniteGradientError, first_nonfinite, main as replay
 from blt_hf.training import FastBltTrainer, collator
 from transformers import TrainingArguments
 
@@ -69,4 +70,38 @@ def test_replay_names_the_first_module_that_breaks(tmp_path):
     report = first_nonfinite(model, batch, "cpu", bf16=False)
     assert report["first_forward"][0] == "model.local_decoder.layers.1.mlp"
     assert report["first_backward"] and report["parameters_with_nonfinite_gradients"]
-    assert BATCH_FILE.endswith(".safetensors")  # what the trainer writes, loadable without pickle
+
+
+def test_backward_attention_leaves_cudnn_out_unless_asked(monkeypatch):
+    """The guard against cuDNN's attention backward (modeling_fast_blt.attention) keeps the user's own
+    choice of backends otherwise: cuDNN alone, or no cuDNN at all, is left as it is."""
+    from torch.nn.attention import SDPBackend as B, sdpa_kernel
+
+    backends = modeling_fast_blt.sdpa_backends_for_backward
+    assert backends() == [B.FLASH_ATTENTION, B.EFFICIENT_ATTENTION, B.MATH]
+    with sdpa_kernel([B.MATH, B.CUDNN_ATTENTION]):
+        assert backends() == [B.MATH]
+    with sdpa_kernel(B.CUDNN_ATTENTION):
+        assert backends() is None
+    with sdpa_kernel(B.EFFICIENT_ATTENTION):
+        assert backends() is None
+    monkeypatch.setattr(modeling_fast_blt, "AVOID_CUDNN_IN_BACKWARD", False)
+    assert backends() is None
+
+
+def test_replay_compares_our_attention_choice_with_pytorchs(monkeypatch):
+    """The replay runs once as training does (guard on), then with PyTorch's choice and each backend alone
+    (guard off, so cuDNN can be tried), and leaves the guard as it found it."""
+    seen = []
+
+    def record(model, batch, device, bf16):
+        seen.append((modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD, torch.backends.cuda.cudnn_sdp_enabled(),
+                     torch.backends.cuda.math_sdp_enabled()))
+        return {}
+    monkeypatch.setattr(nonfinite, "first_nonfinite", record)
+    reports = nonfinite.replay_each_backend(torch.nn.Linear(1, 1), {}, "cpu", False)
+    assert list(reports) == ["ours", "pytorch_default", "MATH", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION",
+                             "FLASH_ATTENTION"]
+    assert seen[:2] == [(True, True, True), (False, True, True)]
+    assert seen[2] == (False, False, True) and seen[4] == (False, True, False)  # MATH alone, cuDNN alone
+    assert modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD

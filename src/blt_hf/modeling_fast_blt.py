@@ -95,11 +95,24 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
 
 # cuDNN's SDPA backward returns NaN on H100/H200 for some shapes when a mask is given and a query row's
 # logsumexp is below ln(FLT_MAX) = -88.7 (pytorch/pytorch#196678: a regression since torch 2.11, where cuDNN
-# became the default backend there). Our global transformer has such rows (a patch that sees only itself,
-# at a very negative score: down to -267 on the shipped model), and a bf16 run on an H200 got NaN gradients
-# from a finite loss (MODEL_CARD.md, "GPU session"). Training on CUDA therefore leaves cuDNN out; the
-# forward alone (inference) is not affected and keeps PyTorch's choice.
-TRAINING_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+# became the default backend there). Our global transformer has such rows (a patch that sees only itself
+# at a very negative score: below -260 on the shipped model), and bf16 runs on an H200 got NaN gradients
+# from finite losses (MODEL_CARD.md, "GPU session"). So a call with a backward to run leaves cuDNN out of
+# the backends enabled at the time; inference (no backward) keeps PyTorch's choice. False lets cuDNN back
+# in (blt_hf.nonfinite's replay does, to compare).
+AVOID_CUDNN_IN_BACKWARD = True
+
+
+def sdpa_backends_for_backward():
+    """The SDPA backends a call with a backward may use: the enabled ones without cuDNN; None = leave
+    the choice as it is (the guard is off, cuDNN is not enabled, or it is the only one enabled: asked for)."""
+    cuda = torch.backends.cuda
+    if not (AVOID_CUDNN_IN_BACKWARD and cuda.cudnn_sdp_enabled()):
+        return None
+    enabled = [backend for backend, on in ((SDPBackend.FLASH_ATTENTION, cuda.flash_sdp_enabled()),
+                                          (SDPBackend.EFFICIENT_ATTENTION, cuda.mem_efficient_sdp_enabled()),
+                                          (SDPBackend.MATH, cuda.math_sdp_enabled())) if on]
+    return enabled or None
 
 
 def attention(module, query, key, value, attention_mask):
@@ -109,7 +122,8 @@ def attention(module, query, key, value, attention_mask):
     fn = ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)
     dropout = module.config.dropout if module.training else 0.0
     backward = query.is_cuda and query.requires_grad and torch.is_grad_enabled()
-    with sdpa_kernel(TRAINING_SDPA_BACKENDS) if backward else nullcontext():
+    backends = sdpa_backends_for_backward() if backward else None
+    with sdpa_kernel(backends) if backends else nullcontext():
         out, _ = fn(module, query, key, value, attention_mask, scaling=module.head_dim**-0.5, dropout=dropout or 0.0)
     return out.reshape(*out.shape[:2], -1)
 

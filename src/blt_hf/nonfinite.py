@@ -1,18 +1,21 @@
 """Non-finite gradients in training: stop at the first step that has them, leave everything needed to
 replay that step, and replay it to name where the first NaN / inf appears.
 
-Why: a bf16 run on an H200 (MODEL_CARD.md, "GPU session") produced finite losses but NaN gradients at
-one step, after which every weight was NaN and Trainer went on for the whole budget, saving NaN
-checkpoints. Trainer has no such check of its own (`logging_nan_inf_filter` only hides the logged loss).
-The step's model, batch and random-number states (the BLT-D objective draws its noise from them) go to
-`output_dir/nonfinite-step{N}[-rank{R}]/`, and `python -m blt_hf.nonfinite DIR` replays the step on any
-device, reporting the first module whose output (forward) or gradient input (backward) is not finite.
+Why: bf16 runs on an H200 (MODEL_CARD.md, "GPU session") produced finite losses but NaN gradients at
+one step; gradient clipping then multiplies every gradient by max_norm / NaN, every trained weight
+turns NaN, and Trainer went on for the whole budget, saving NaN checkpoints. Trainer has no such check
+of its own (`logging_nan_inf_filter` only hides the logged loss). The step's model, batch and
+random-number states (the BLT-D objective draws its noise from them) go to
+`output_dir/nonfinite-step{N}[-rank{R}]/`, and `python -m blt_hf.nonfinite DIR` replays the step (with
+the step's own noise on the device type it ran on), reporting the first module whose output (forward)
+or gradient input (backward) is not finite.
 
     python -m blt_hf.nonfinite runs/x/nonfinite-step7 --device cuda --bf16 [--each-backend]
 """
 
 import argparse
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -81,13 +84,13 @@ def first_nonfinite(model, batch: dict, device: str, bf16: bool) -> dict:
             on_forward, on_backward = watch(name)
             handles += [module.register_forward_hook(on_forward), module.register_full_backward_hook(on_backward)]
     if "cuda_rng_state" in batch and device.startswith("cuda"):
-        torch.cuda.set_rng_state(batch["cuda_rng_state"])
+        torch.cuda.set_rng_state(batch["cuda_rng_state"], device)
     torch.random.set_rng_state(batch["cpu_rng_state"])
-    ids = batch["input_ids"].to(device)
-    labels = batch.get("labels", batch["input_ids"]).to(device)
+    inputs = {k: v.to(device) for k, v in batch.items() if not k.endswith("rng_state")}  # ids, labels, a mask
+    inputs.setdefault("labels", inputs["input_ids"])
     try:
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, labels=labels).loss
+            loss = model(**inputs).loss
         loss.backward()
     finally:
         for h in handles:
@@ -98,20 +101,28 @@ def first_nonfinite(model, batch: dict, device: str, bf16: bool) -> dict:
 
 
 def replay_each_backend(model, batch: dict, device: str, bf16: bool) -> dict:
-    """`first_nonfinite` with PyTorch's own choice of attention kernel, then with each SDPA backend alone:
-    a kernel that breaks on one batch's shapes shows as the only backend whose gradients are not finite.
-    A backend that cannot take these inputs reports its error instead."""
+    """`first_nonfinite` as training runs it ("ours": cuDNN left out of SDPA's choices when there is a
+    backward, modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD), with PyTorch's own choice ("pytorch_default"),
+    then with each SDPA backend alone: a kernel that breaks on one batch's shapes shows as the only backend
+    whose gradients are not finite. A backend that cannot take these inputs reports its error instead."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    reports = {"default": first_nonfinite(model, batch, device, bf16)}
-    for backend in (SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
-                    SDPBackend.FLASH_ATTENTION):
-        model.zero_grad(set_to_none=True)
-        try:
-            with sdpa_kernel(backend):
-                reports[backend.name] = first_nonfinite(model, batch, device, bf16)
-        except RuntimeError as err:  # "No available kernel": the backend does not take these inputs
-            reports[backend.name] = {"error": str(err).splitlines()[0]}
+    from . import modeling_fast_blt
+
+    reports = {"ours": first_nonfinite(model, batch, device, bf16)}
+    guard = modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD
+    modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD = False
+    try:
+        for name, backend in [("pytorch_default", None)] + [(b.name, b) for b in (
+                SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION)]:
+            model.zero_grad(set_to_none=True)
+            try:
+                with sdpa_kernel(backend) if backend is not None else nullcontext():
+                    reports[name] = first_nonfinite(model, batch, device, bf16)
+            except RuntimeError as err:  # "No available kernel": the backend does not take these inputs
+                reports[name] = {"error": str(err).splitlines()[0]}
+    finally:
+        modeling_fast_blt.AVOID_CUDNN_IN_BACKWARD = guard
     return reports
 
 

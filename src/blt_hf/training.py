@@ -140,10 +140,12 @@ class FastBltTrainer(Trainer):
         first step that fails it, stop before the optimizer step, leaving the step to replay."""
         states = rng_states(self.args.device)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # Under DDP only where gradients were just all-reduced (identical on every rank, so every rank stops
-        # together); alone, after every micro-batch, so the saved batch is the one that broke.
+        # Alone: after every micro-batch, so the saved batch is the one that broke. Under DDP only where the
+        # gradients were just all-reduced (identical on every rank, so every rank stops together); each rank
+        # then saves its own last micro-batch, which under gradient accumulation need not be the one that
+        # broke. Not with fp16's GradScaler, whose scaled gradients overflow to inf by design (it skips those steps).
         checked = self.accelerator.sync_gradients or self.args.world_size == 1
-        if checked and not gradients_finite(model):
+        if checked and self.accelerator.scaler is None and not gradients_finite(model):
             self.stop_on_nonfinite(model, inputs, states, float(loss))
         return loss
 
