@@ -12,7 +12,7 @@ import blt_hf
 from blt_hf.data import pack_documents, split_documents, stdlib_documents
 
 # Measured at release on the slice below (see MODEL_CARD.md), plus 2% slack for platform round-off.
-NEXT_BYTE_BPB_BOUND = 1.39  # measured 1.359 on 2026-11-29, stage 12 (stage 11: 1.383, stage 9: 1.563, stage 8: 1.659, stage 6: 2.030, stage 3: 2.322, stage 1: 2.888)
+NEXT_BYTE_BPB_BOUND = 1.30  # measured 1.270 on 2026-11-30, stage 14 (stage 12: 1.359, stage 11: 1.383, stage 9: 1.563, stage 8: 1.659, stage 6: 2.030, stage 3: 2.322, stage 1: 2.888)
 SLICE_ROWS, SLICE_LEN = 8, 512
 
 
@@ -74,7 +74,7 @@ def test_validation_bits_per_byte_stays_under_recorded_bound(shipped):
 # Line completion on held-out code (blt_hf.generation_quality), greedy: measured at release on the
 # first LINES lines, minus slack; the full evaluation is benchmarks/line_completion.py.
 LINES = 24
-AR_EDIT_SIMILARITY_BOUND = 0.345  # measured 0.374 on 2026-11-29, stage 12 (stage 11: 0.371, stage 9: 0.330, stage 8: 0.345, stage 6: 0.315, stage 3: 0.269; slack: greedy near-ties flip)
+AR_EDIT_SIMILARITY_BOUND = 0.34  # measured 0.370 on 2026-11-30, stage 14 (stage 12: 0.374, stage 11: 0.371, stage 9: 0.330, stage 8: 0.345, stage 6: 0.315, stage 3: 0.269; slack: greedy near-ties flip)
 
 
 def test_line_completion_stays_above_recorded_bound(shipped):
