@@ -12,7 +12,7 @@
 set -euo pipefail
 ckpt=$1
 tag=$2
-baseline=${3:-benchmarks/results/larger_sample/stage12.json}  # the shipped model's larger sample
+baseline=${3:-benchmarks/results/larger_sample/stage14.json}  # the shipped model's larger sample
 ship=runs/ship_$tag
 out=runs/eval_$tag
 mkdir -p "$out"
