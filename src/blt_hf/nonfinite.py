@@ -30,6 +30,10 @@ def gradients_finite(model) -> bool:
     return not norms or bool(torch.stack(norms).isfinite().all())
 
 
+def nonfinite_parameters(model) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
+
+
 def rng_states(device: torch.device) -> dict:
     states = {"cpu_rng_state": torch.random.get_rng_state()}
     if device.type == "cuda":
@@ -37,17 +41,17 @@ def rng_states(device: torch.device) -> dict:
     return states
 
 
-def dump_step(model, inputs: dict, states: dict, directory, step: int, loss: float, autocast: str | None) -> Path:
-    """Write the step's model (as it was before the step), batch, RNG states and a summary -> directory."""
+def dump_step(model, inputs: dict, states: dict, directory, step: int, loss: float, autocast: str | None) -> dict:
+    """Write the step's model (as it was before the step), batch, RNG states and a summary (nonfinite.json)
+    to `directory` -> the summary."""
     directory = Path(directory)
     model.save_pretrained(directory)
     tensors = {k: v.detach().cpu().contiguous() for k, v in inputs.items() if isinstance(v, torch.Tensor)}
     save_file(tensors | states, directory / BATCH_FILE)
-    bad = [name for name, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
     summary = dict(step=step, loss=loss, autocast=autocast, device=str(next(model.parameters()).device),
-                   parameters_with_nonfinite_gradients=bad)
+                   parameters_with_nonfinite_gradients=nonfinite_parameters(model))
     (directory / "nonfinite.json").write_text(json.dumps(summary, indent=1))
-    return directory
+    return summary
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -95,9 +99,8 @@ def first_nonfinite(model, batch: dict, device: str, bf16: bool) -> dict:
     finally:
         for h in handles:
             h.remove()
-    bad = [name for name, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
     return dict(loss=float(loss.detach()), first_forward=found["forward"][:8], first_backward=found["backward"][:8],
-                parameters_with_nonfinite_gradients=bad)
+                parameters_with_nonfinite_gradients=nonfinite_parameters(model))
 
 
 def replay_each_backend(model, batch: dict, device: str, bf16: bool) -> dict:

@@ -152,9 +152,9 @@ class FastBltTrainer(Trainer):
     def stop_on_nonfinite(self, model, inputs, states, loss):
         step, rank = self.state.global_step + 1, self.args.process_index
         name = f"nonfinite-step{step}" + (f"-rank{rank}" if rank else "")
-        directory = dump_step(self.accelerator.unwrap_model(model), inputs, states, Path(self.args.output_dir) / name,
-                              step, loss, "bf16" if self.args.bf16 else None)
-        bad = json.loads((directory / "nonfinite.json").read_text())["parameters_with_nonfinite_gradients"]
+        directory = Path(self.args.output_dir) / name
+        bad = dump_step(self.accelerator.unwrap_model(model), inputs, states, directory, step, loss,
+                        "bf16" if self.args.bf16 else None)["parameters_with_nonfinite_gradients"]
         raise NonFiniteGradientError(
             f"step {step}: the loss is {loss:.4g} but {len(bad)} parameter(s) have non-finite gradients (first: "
             f"{', '.join(bad[:3])}); stopped before the optimizer step. The step is saved in {directory}; "
