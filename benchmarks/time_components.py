@@ -9,7 +9,8 @@ The prompts are bench_generate.py's (held-out files, 192-byte budget); greedy, E
 whether any patch completed, and the global pass when one did), `clean_logits` (an AR decoder pass),
 `block_logits` (a BLT-D denoising pass; the first of each block also decodes the previous block's clean
 bytes: 8 query rows at B = 4, later passes B rows), `draft_decoder` (BLT-S drafts). "host" is the rest of
-the wall-clock time (choosing bytes, stopping, bookkeeping). From the per-call costs, BLT-D's ceiling on
+the wall-clock time (choosing bytes, stopping, bookkeeping). The prompt's prefill counts in with the
+first call of each kind. From the per-call costs, BLT-D's ceiling on
 this machine: every block committed whole by its first pass (per B bytes one global pass, one encoder
 pass and one first denoising pass, at their measured costs) and no host work at all.
 """
