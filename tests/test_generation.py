@@ -345,6 +345,20 @@ def test_invalid_inputs_raise(model):
         model.generate(torch.tensor([[1, 5, 0]]), attention_mask=torch.tensor([[1, 1, 0]]))
 
 
+@pytest.mark.parametrize("decoding", ["autoregressive", "diffusion"])
+def test_padding_without_a_mask_is_inferred_from_pad_ids(model, decoding):
+    """As transformers' generate(): no attention_mask and PAD ids in input_ids -> PAD is padding, not text."""
+    ids = random_ids(2, 9, seed=3)
+    ids[0, :4] = model.config.pad_token_id
+    mask = (ids != model.config.pad_token_id).long()
+    torch.testing.assert_close(greedy(model, ids, 8, **fast(decoding)),
+                               greedy(model, ids, 8, attention_mask=mask, **fast(decoding)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="left padding"):  # right padding is still refused, mask or not
+        model.generate(torch.tensor([[1, 5, 0]]), max_new_tokens=2)
+    with pytest.raises(ValueError, match="row 1 holds only PAD ids"):
+        model.generate(torch.tensor([[1, 5, 6], [0, 0, 0]]), max_new_tokens=2)
+
+
 BAD_INPUTS = [  # (input_ids, attention_mask, message)
     (torch.tensor([[1.0, 5.0]]), None, r"input_ids must hold integer byte ids, got a torch.float32 tensor of shape \(1, 2\)"),
     (torch.tensor([[True, False]]), None, "input_ids must hold integer byte ids, got a torch.bool"),

@@ -850,7 +850,7 @@ class Tracker:
 def generate(model, input_ids=None, attention_mask=None, generation_config=None, streamer=None, **kwargs):
     """FastBltForCausalLM.generate: every kwarg pipeline("text-generation") passes is accepted."""
     input_ids = kwargs.pop("inputs", None) if input_ids is None else input_ids
-    input_ids, valid = byte_ids(model.config, input_ids, attention_mask, left_padded=True)
+    input_ids, valid = byte_ids(model.config, input_ids, attention_mask, left_padded=True, infer_padding=True)
     o, runtime = resolve_options(model, input_ids.shape[-1], generation_config, kwargs)
     if streamer is not None and len(input_ids) * o.num_return_sequences > 1:
         # Rows commit different numbers of bytes per step (BLT-S / BLT-DV / stops), so there is no

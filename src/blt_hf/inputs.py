@@ -16,8 +16,10 @@ def _describe(x) -> str:
     return f"a {type(x).__name__}"
 
 
-def byte_ids(config, input_ids, attention_mask=None, *, left_padded: bool = False):
-    """-> (input_ids as int64 (B, N), valid (B, N) bool), or ValueError naming what is wrong."""
+def byte_ids(config, input_ids, attention_mask=None, *, left_padded: bool = False, infer_padding: bool = False):
+    """-> (input_ids as int64 (B, N), valid (B, N) bool), or ValueError naming what is wrong. With
+    `infer_padding` (generation) and no attention_mask, PAD ids are padding, as transformers' generate()
+    infers its mask from pad_token_id (here PAD is never a byte, so no text is lost)."""
     if not isinstance(input_ids, torch.Tensor):
         raise ValueError(f"input_ids must be a torch.Tensor of byte ids with shape (batch, length), got "
                          f"{_describe(input_ids)} (a tokenizer with return_tensors='pt' gives one); inputs_embeds is "
@@ -35,6 +37,13 @@ def byte_ids(config, input_ids, attention_mask=None, *, left_padded: bool = Fals
     if input_ids.shape[1] > config.max_bytes:
         raise ValueError(f"Token indices sequence length is longer than the specified maximum sequence length for "
                          f"this model ({input_ids.shape[1]} > {config.max_bytes}, config.max_position_embeddings)")
+    pad = config.pad_token_id
+    if attention_mask is None and infer_padding and pad is not None and (input_ids == pad).any():
+        attention_mask = (input_ids != pad).long()
+        empty = (~attention_mask.bool().any(-1)).nonzero().flatten()
+        if len(empty):
+            raise ValueError(f"input_ids row {empty[0].item()} holds only PAD ids ({pad}): every row needs at least "
+                             "one real byte (a BOS at least)")
     valid = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else mask_bool(attention_mask,
                                                                                                  input_ids)
     if left_padded and (not valid[:, -1].all() or (valid.long().diff(dim=1) < 0).any()):
