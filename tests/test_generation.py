@@ -98,6 +98,41 @@ def test_diffusion_verify_equals_ar(model, block_size, unmasking):
     torch.testing.assert_close(out, greedy(model, ids, 20), rtol=0, atol=0)
 
 
+class DraftRecorder:
+    """A streamer that keeps each BLT-DV draft as its last denoising pass left it."""
+
+    def __init__(self):
+        self.drafts = []
+
+    def put(self, value):
+        pass
+
+    def end(self):
+        pass
+
+    def put_draft(self, value, masked, unmasked):
+        if not masked.any():
+            self.drafts.append(value[0].tolist())
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_bytes(batch):
+    """unmasking_fallback="end_block" ends a draft before its first undecided byte: BLT-DV still writes AR's
+    bytes, and the bytes after the cut (MASK) are not counted as drafted."""
+    model, ids = make_model(sharpen_head=4.0), random_ids(batch, 11, seed=7)
+    kw = dict(decoding="diffusion_verify", unmasking_fallback="end_block", confidence_threshold=0.5,
+              return_dict_in_generate=True)
+    recorder = DraftRecorder() if batch == 1 else None
+    out = greedy(model, ids, 24, streamer=recorder, **kw)
+    torch.testing.assert_close(out.sequences, greedy(model, ids, 24), rtol=0, atol=0)
+    assert ((out.drafted_bytes > 0) & (out.drafted_bytes < out.cycles * 4)).all(), "drafts, some of them cut"
+    assert (out.accepted_bytes <= out.drafted_bytes).all()
+    if recorder is not None:  # the pending byte opens each draft; the draft ends at its first MASK
+        mask_id = model.config.mask_token_id
+        drafted = sum((d[1:] + [mask_id]).index(mask_id) for d in recorder.drafts)
+        assert out.drafted_bytes.item() == drafted
+
+
 # ----------------------------------------------------------------------------- BLT-D
 
 

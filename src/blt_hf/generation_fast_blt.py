@@ -595,7 +595,7 @@ def verify(model, st, o, chunk, counters, active, process=None):
     j = torch.arange(C, device=chunk.device)
     out = torch.where(j < accepted[:, None], torch.cat([chunk[:, 1:], chunk[:, :1]], 1), nxt[:, None])
     counters.accepted_bytes += accepted * active
-    counters.drafted_bytes += (C - 1) * active.long()
+    counters.drafted_bytes += (chunk[:, 1:] != model.config.mask_token_id).long().cumprod(-1).sum(-1) * active
     return out, accepted + 1, nxt
 
 
@@ -713,9 +713,13 @@ def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None
     block = torch.full((len(tok), size), model.config.mask_token_id, device=tok.device)
     block[:, 0] = tok
     masked = torch.arange(size, device=tok.device).expand_as(block) > 0
-    block, _ = denoise(model, st, o, block, masked, 0, counters, active, on_pass)  # a cut block's MASK
-    restore_boundary(st, saved)  # bytes never match: verification ends there. It uses the model's own patches
-    return block
+    block, keep = denoise(model, st, o, block, masked, 0, counters, active, on_pass)
+    restore_boundary(st, saved)  # verification uses the model's own patches
+    # A cut block (unmasking_fallback="end_block") ends before its first undecided byte: MASK from there on
+    # (never matched, so verification stops there, and not counted as drafted); columns no row drafted are
+    # dropped, so verification does not run over them.
+    block = torch.where(torch.arange(size, device=tok.device) < keep[:, None], block, model.config.mask_token_id)
+    return block[:, : int(keep.max())]
 
 
 def decode_diffusion(model, st, o, tr, counters, q_clean):

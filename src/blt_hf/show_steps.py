@@ -83,7 +83,8 @@ class StepPrinter:
 
     def report_verdict(self, chunk):
         """BLT-DV: the verifier keeps drafted bytes up to the first mismatch, then adds its own byte."""
-        drafted = self.last_draft[self.given:]
+        drafted = self.last_draft[self.given:]  # a cut block (end_block) drafted only up to its first MASK
+        drafted = drafted[: drafted.index(MASK_ID)] if MASK_ID in drafted else drafted
         kept = 0  # the chunk is shorter than kept + 1 only where max_new_tokens cut it
         while kept < min(len(drafted), len(chunk)) and drafted[kept] == chunk[kept]:
             kept += 1
