@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
-from blt_hf import FastBltForCausalLM, FastBltTokenizer
+from blt_hf import FastBltForCausalLM, FastBltTokenizerFast
 from blt_hf.data import build_corpus
 from blt_hf.lora import lora_target_modules
 from blt_hf.training import DataArguments, collator, resume_arg, save_atomically, use_default_precision
@@ -53,7 +53,9 @@ def main(argv=None):
         model.save_pretrained(f"{args.output_dir}/adapter")
         reloaded = PeftModel.from_pretrained(FastBltForCausalLM.from_pretrained(lora.model_name_or_path),
                                              f"{args.output_dir}/adapter")
-        save_atomically(reloaded.merge_and_unload(), f"{args.output_dir}/merged", FastBltTokenizer())
+        merged = reloaded.merge_and_unload()
+        tokenizer = FastBltTokenizerFast(model_max_length=merged.config.max_bytes)
+        save_atomically(merged, f"{args.output_dir}/merged", tokenizer)
         print(f"saved {args.output_dir}/adapter and {args.output_dir}/merged")
 
 

@@ -99,3 +99,19 @@ def save_tiny_blt_d(path, block_size: int, with_tokenizer: bool = False):
     if with_tokenizer:
         FastBltTokenizer().save_pretrained(path)
     return path
+
+
+class DraftRecorder:
+    """Streamer with put_draft: records every denoising pass generate() reports."""
+
+    def __init__(self):
+        self.drafts, self.committed = [], []
+
+    def put(self, value):
+        self.committed.append(value.reshape(-1))
+
+    def put_draft(self, value, masked, unmasked):
+        self.drafts.append((value, masked, unmasked))
+
+    def end(self):
+        pass

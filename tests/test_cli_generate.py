@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from conftest import load_benchmark, random_ids, save_tiny_blt_d
+from conftest import DraftRecorder, load_benchmark, random_ids, save_tiny_blt_d
 
 from blt_hf import FastBltForCausalLM, FastBltTokenizer, cli
 from blt_hf.data import Document
@@ -54,6 +54,14 @@ def test_show_steps_draws_one_line_per_pass(capsys, model_dir, unmasking):
     assert "\033[" not in out  # captured output is not a terminal: no colour codes
     last_block = passes[-1].split("│")[1]
     assert len(last_block) == 8 and "█" not in last_block  # the finished block, one character per byte
+
+
+def test_show_steps_without_denoising_passes_prints_a_note_and_no_table(capsys, model_dir):
+    assert cli.main(["generate", PROMPT, "--model", model_dir, "--max-new-tokens", "8", "--decoding",
+                     "autoregressive", "--show-steps"]) == 0
+    captured = capsys.readouterr()
+    assert "has no denoising passes to draw" in captured.err
+    assert "block" not in captured.out and captured.out.rstrip("\n").split("\n")[-1].startswith("[autoregressive")
 
 
 def test_show_steps_marks_blocks_ended_early(capsys, model_dir):
@@ -140,26 +148,34 @@ def test_missing_and_broken_models_are_one_line(tmp_path, model_dir, capsys):
         cli.main(["generate", "x", "--model", str(broken)])
 
 
+@pytest.mark.parametrize("flag,value,message", [("--batch_size", "0", ">= 1"), ("--max_rows", "0", ">= 1"),
+                                                ("--seq_len", "1", ">= 2"), ("--line_completion", "-1", ">= 0")])
+def test_eval_sizes_out_of_range_name_the_flag(capsys, model_dir, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["eval", model_dir, flag, value])
+    assert exit_info.value.code == 2 and f"argument {flag}: must be a whole number {message}" in capsys.readouterr().err
+
+
+def test_a_missing_optional_dependency_names_its_extra(capsys, model_dir, monkeypatch):
+    import blt_hf.data
+
+    def missing(name):
+        def build_corpus(*args, **kwargs):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return build_corpus
+
+    monkeypatch.setattr(blt_hf.data, "build_corpus", missing("datasets"))
+    assert cli.main(["eval", model_dir]) == 1
+    assert "needs the `datasets` package: pip install 'blt_hf[train]'" in capsys.readouterr().err
+    monkeypatch.setattr(blt_hf.data, "build_corpus", missing("not_an_extra"))  # a real bug: not hidden
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["eval", model_dir])
+
+
 @pytest.mark.parametrize("rates", ["2.0,-1", "0", "a,b"])
 def test_eval_mask_rates_out_of_range(model_dir, rates):
     with pytest.raises(SystemExit, match="mask_rates"):
         cli.main(["eval", model_dir, "--mask_rates", rates])
-
-
-class DraftRecorder:
-    """Streamer with put_draft: records every denoising pass generate() reports."""
-
-    def __init__(self):
-        self.drafts, self.committed = [], []
-
-    def put(self, value):
-        self.committed.append(value.reshape(-1))
-
-    def put_draft(self, value, masked, unmasked):
-        self.drafts.append((value, masked, unmasked))
-
-    def end(self):
-        pass
 
 
 @pytest.mark.parametrize("decoding", ["diffusion", "diffusion_verify"])

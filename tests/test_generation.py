@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor, NoBadWordsLogitsProcessor,
                           NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor)
-from conftest import hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
+from conftest import DraftRecorder, hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
 
 from blt_hf import FastBltConfig, FastBltForCausalLM, masks, sampling
 from blt_hf.sampling import entropy
@@ -98,23 +98,6 @@ def test_diffusion_verify_equals_ar(model, block_size, unmasking):
     torch.testing.assert_close(out, greedy(model, ids, 20), rtol=0, atol=0)
 
 
-class DraftRecorder:
-    """A streamer that keeps each BLT-DV draft as its last denoising pass left it."""
-
-    def __init__(self):
-        self.drafts = []
-
-    def put(self, value):
-        pass
-
-    def end(self):
-        pass
-
-    def put_draft(self, value, masked, unmasked):
-        if not masked.any():
-            self.drafts.append(value[0].tolist())
-
-
 @pytest.mark.parametrize("batch", [1, 2])
 def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_bytes(batch):
     """unmasking_fallback="end_block" ends a draft before its first undecided byte: BLT-DV still writes AR's
@@ -129,7 +112,8 @@ def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_byte
     assert (out.accepted_bytes <= out.drafted_bytes).all()
     if recorder is not None:  # the pending byte opens each draft; the draft ends at its first MASK
         mask_id = model.config.mask_token_id
-        drafted = sum((d[1:] + [mask_id]).index(mask_id) for d in recorder.drafts)
+        finals = [value[0].tolist() for value, masked, _ in recorder.drafts if not masked.any()]  # each draft's last pass
+        drafted = sum((d[1:] + [mask_id]).index(mask_id) for d in finals)
         assert out.drafted_bytes.item() == drafted
 
 
@@ -457,6 +441,8 @@ def test_generation_config_defaults_and_overrides(model):
     with pytest.raises(ValueError, match="`max_new_tokens` must be greater than 0"):  # as transformers
         model.generate(ids, max_new_tokens=0)
     assert model.generate(ids, max_length=5).shape == (1, 5)  # a max_length the prompt already fills
+    with pytest.raises(ValueError, match=r"max_length=3 is shorter than the prompt \(5 bytes\)"):
+        model.generate(ids, max_length=3)
 
 
 # ----------------------------------------------------------------------------- generate() arguments

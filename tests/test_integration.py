@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import torch
-from conftest import hf_pair, random_ids
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, BltForCausalLM
+from conftest import hf_pair, random_ids, tiny_blt_fields
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, BltForCausalLM
 
 import blt_hf
-from blt_hf import FastBltForCausalLM, FastBltModel, FastBltTokenizer
+from blt_hf import FastBltConfig, FastBltForCausalLM, FastBltModel, FastBltTokenizer
 from blt_hf.cli import main as cli_main
 
 FRESH_PROCESS_CHECK = """
@@ -73,11 +73,24 @@ def test_cli_convert(tmp_path, tiny_model):
     cli_main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf")])
     cli_main(["convert", str(tmp_path / "hf"), str(tmp_path / "again"), "--to", "fast_blt"])
     assert json.loads((tmp_path / "again" / "config.json").read_text())["model_type"] == "fast_blt"
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "again")  # a converted directory loads like a saved one
+    assert tokenizer("ab").input_ids == [1, ord("a") + 4, ord("b") + 4]
     ids = random_ids(1, 40, seed=4)
     ref = BltForCausalLM.from_pretrained(tmp_path / "hf").eval()
     again = FastBltForCausalLM.from_pretrained(tmp_path / "again").eval()
     with torch.no_grad():
         torch.testing.assert_close(ref(ids, use_cache=False).logits, again(ids).logits, atol=1e-4, rtol=0)
+
+
+def test_export_of_a_blt_d_model_warns_what_transformers_cannot_hold(tmp_path, caplog):
+    from blt_hf.convert import export_to_transformers_blt
+
+    model = FastBltForCausalLM(FastBltConfig(**tiny_blt_fields(diffusion_block_size=4)))
+    with caplog.at_level("WARNING", logger="blt_hf.convert"):
+        export_to_transformers_blt(model, tmp_path / "hf")
+    assert "diffusion_block_size=4" in caplog.text and "pass diffusion_block_size=4 to from_pretrained" in caplog.text
+    back = FastBltForCausalLM.from_pretrained(tmp_path / "hf", diffusion_block_size=4)  # what the warning says to do
+    assert back.config.diffusion_block_size == 4 and back.generation_config.decoding == "diffusion"
 
 
 HUB_SCRIPT = """

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+EXTRAS = {"datasets": "train", "matplotlib": "bench"}  # optional dependency -> the extra that installs it
+
 
 def _convert(args, rest):
     from .convert import convert_checkpoint
@@ -23,7 +25,7 @@ def _train(args, rest):
     # Every flag goes to HfArgumentParser (ModelArguments, DataArguments, TrainingArguments).
     from .training import parse_args, run_training
 
-    trainer, final = run_training(*parse_args(rest))
+    trainer, final = run_training(*parse_args(rest, prog="blt-hf train"))
     if trainer.is_world_process_zero():
         print(f"saved {final}")
 
@@ -38,7 +40,7 @@ def _eval(args, rest):
     if args.line_completion:
         return print(json.dumps(_line_completion(model, args)))
     split = build_corpus(args.data_dir, args.seq_len, args.validation_fraction, args.max_files)["validation"]
-    result = bits_per_byte(model, split, args.batch_size, args.max_rows, rates)
+    result = bits_per_byte(model, split, args.batch_size, args.max_rows, rates, progress=True)
     print(json.dumps(dict(model=args.model, block_size=model.config.diffusion_block_size, **result)))
 
 
@@ -87,7 +89,8 @@ def _load_model(path, command):
     if not os.path.isfile(os.path.join(path, "config.json")):
         hint = ("the default model is not in this installation (it ships as blt_hf/default_model)"
                 if os.path.abspath(path) == os.path.abspath(DEFAULT_MODEL_PATH) else "no config.json there")
-        raise SystemExit(f"blt-hf {command}: no model at {path}: {hint}. Pass --model DIR, a directory written by "
+        how = "Pass --model DIR" if command == "generate" else "Give"
+        raise SystemExit(f"blt-hf {command}: no model at {path}: {hint}. {how} a directory written by "
                          "save_pretrained or `blt-hf train`.")
     logging.disable_progress_bar()  # a 0.1 s load needs no progress bar
     try:
@@ -130,9 +133,10 @@ def _generate(args, rest):
         raise SystemExit(f"blt-hf generate: {err}")
     streamer = None
     if args.show_steps:
-        if o.decoding not in ("diffusion", "diffusion_verify"):
+        if o.decoding in ("diffusion", "diffusion_verify"):
+            streamer = StepPrinter(verify=o.decoding == "diffusion_verify")
+        else:  # no table to draw: the text and the summary line only
             print(f"--show-steps: decoding={o.decoding} has no denoising passes to draw", file=sys.stderr)
-        streamer = StepPrinter(verify=o.decoding == "diffusion_verify")
     elif args.stream:
         streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     model.generate(ids, **{**kwargs, "max_new_tokens": min(8, o.max_new_tokens)})  # warm-up: first-call overheads
@@ -147,14 +151,20 @@ def _generate(args, rest):
     print(summary_line(o, len(new), seconds, out))
 
 
-def _positive_int(text) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+def _int_at_least(low: int):
+    """An argparse type: a whole number >= low (argparse names the flag in its error)."""
+    def parse(text) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,15 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="bits per byte on the validation split (next-byte and masked-block)")
     ev.add_argument("model", help="checkpoint directory")
     ev.add_argument("--data_dir", default=None, help="directory of text files (default: Python stdlib corpus)")
-    ev.add_argument("--seq_len", type=int, default=DEFAULT_SEQ_LEN)
+    ev.add_argument("--seq_len", type=_int_at_least(2), default=DEFAULT_SEQ_LEN)
     ev.add_argument("--validation_fraction", type=float, default=DEFAULT_VALIDATION_FRACTION,
                     help="must match training so the split is the same held-out files")
-    ev.add_argument("--max_files", type=int, default=None)
-    ev.add_argument("--max_rows", type=int, default=None, help="evaluate only the first rows of the split")
-    ev.add_argument("--batch_size", type=int, default=8)
+    ev.add_argument("--max_files", type=_positive_int, default=None)
+    ev.add_argument("--max_rows", type=_positive_int, default=None, help="evaluate only the first rows of the split")
+    ev.add_argument("--batch_size", type=_positive_int, default=8)
     ev.add_argument("--mask_rates", default="0.25,0.5,0.75,1.0", help="fixed t values for masked-block bpb")
     ev.add_argument("--diffusion_block_size", type=int, default=None, help="override B (e.g. 0: next-byte only)")
-    ev.add_argument("--line_completion", type=int, default=0, metavar="N",
+    ev.add_argument("--line_completion", type=_int_at_least(0), default=0, metavar="N",
                     help="instead of bits per byte: complete N held-out code lines (exact match, edit similarity)")
     ev.add_argument("--settings", default="ar,blt_d_conf0.7",
                     help="decoder settings for --line_completion (names in blt_hf.generation_quality.SETTINGS)")
@@ -244,6 +254,12 @@ def main(argv=None):
         except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured)
             pass
         return 141
+    except ModuleNotFoundError as err:  # an optional dependency (pyproject's extras) is not installed
+        if err.name not in EXTRAS:
+            raise
+        print(f"blt-hf {args.command}: error: needs the `{err.name}` package: pip install "
+              f"'blt_hf[{EXTRAS[err.name]}]'", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as err:  # bad values and files (incl. a full disk): one line, no traceback
         print(f"blt-hf {args.command}: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
               file=sys.stderr)

@@ -5,10 +5,14 @@ fields (`fast_blt_config_from_blt` / `blt_config_from_fast_blt` in configuration
 modeling uses to load a BLT checkpoint directly). Weights are copied with safetensors only.
 """
 
+import logging
 import os
 
 from .configuration_fast_blt import blt_config_from_fast_blt
 from .modeling_fast_blt import FastBltForCausalLM
+from .tokenization_fast_blt_fast import FastBltTokenizerFast
+
+logger = logging.getLogger(__name__)
 
 
 def export_to_transformers_blt(model, out_dir) -> str:
@@ -16,6 +20,11 @@ def export_to_transformers_blt(model, out_dir) -> str:
     from safetensors.torch import save_file
 
     os.makedirs(out_dir, exist_ok=True)
+    if model.config.diffusion_block_size:
+        logger.warning("transformers' BltConfig has no BLT-D fields: diffusion_block_size=%d and the BLT-D generation "
+                       "defaults are not written to %s (the weights are all there; converting back gives a plain BLT: "
+                       "pass diffusion_block_size=%d to from_pretrained)", model.config.diffusion_block_size, out_dir,
+                       model.config.diffusion_block_size)
     blt_config = blt_config_from_fast_blt(model.config)
     blt_config.architectures = ["BltForCausalLM"]
     blt_config.save_pretrained(out_dir)
@@ -29,7 +38,8 @@ def convert_checkpoint(src, dst, to: str = "transformers") -> str:
     model = FastBltForCausalLM.from_pretrained(src)
     if to == "transformers":
         return export_to_transformers_blt(model, dst)
-    if to == "fast_blt":
+    if to == "fast_blt":  # with the byte tokenizer, so the directory loads like any saved model (Auto*, lm-eval)
         model.save_pretrained(dst)
+        FastBltTokenizerFast(model_max_length=model.config.max_bytes).save_pretrained(dst)
         return str(dst)
     raise ValueError(f"to must be 'transformers' or 'fast_blt', got {to!r}")

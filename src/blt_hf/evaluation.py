@@ -40,9 +40,11 @@ def _masked_block_nats(model, ids, t: float):
 
 @torch.no_grad()
 def bits_per_byte(model, dataset, batch_size: int = 8, max_rows: int | None = None,
-                  mask_rates=DEFAULT_MASK_RATES, seed: int = 0, next_byte: bool = True) -> dict:
+                  mask_rates=DEFAULT_MASK_RATES, seed: int = 0, next_byte: bool = True, progress: bool = False) -> dict:
     """{"next_byte_bpb", "masked_block_bpb": {t: bpb}, "bytes", "rows"} over `dataset["input_ids"]`
-    (next_byte=False: the masked-block numbers only)."""
+    (next_byte=False: the masked-block numbers only); `progress`: a tqdm bar of batches on stderr."""
+    from tqdm.auto import tqdm
+
     model.eval()
     device = next(model.parameters()).device
     rows = torch.tensor(dataset["input_ids"][:max_rows])
@@ -50,7 +52,7 @@ def bits_per_byte(model, dataset, batch_size: int = 8, max_rows: int | None = No
     totals = ({"next": [0.0, 0]} if next_byte else {}) | ({t: [0.0, 0] for t in mask_rates} if diffusion else {})
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for i in range(0, len(rows), batch_size):
+        for i in tqdm(range(0, len(rows), batch_size), desc="bits per byte (batches)", disable=not progress):
             ids = rows[i:i + batch_size].to(device)
             for key in totals:
                 nats, count = _next_byte_nats(model, ids) if key == "next" else _masked_block_nats(model, ids, key)

@@ -232,6 +232,9 @@ def resolve_options(model, prompt_len, generation_config, kwargs) -> tuple[Optio
     max_new = gc.max_new_tokens
     if "max_length" in user_set and "max_new_tokens" not in user_set:  # the caller's max_length, as transformers
         max_new = gc.max_length - prompt_len
+        if max_new < 0:
+            raise ValueError(f"max_length={gc.max_length} is shorter than the prompt ({prompt_len} bytes): max_length "
+                             "counts the prompt's bytes too; set max_new_tokens to count only new bytes")
     eos, stops = gc.eos_token_id, gc.stop_strings or []
     opts = Options(
         decoding=gc.decoding, max_new_tokens=max_new, do_sample=bool(gc.do_sample), temperature=float(gc.temperature),

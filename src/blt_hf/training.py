@@ -286,11 +286,12 @@ def resume_arg(args: TrainingArguments):
     return resume
 
 
-def parse_args(argv=None):
-    """(ModelArguments, DataArguments, TrainingArguments) from the command line (or one .json file)."""
+def parse_args(argv=None, prog: str | None = None):
+    """(ModelArguments, DataArguments, TrainingArguments) from the command line (or one .json file);
+    `prog` names the command in --help and errors (default: the script's name)."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), prog=prog)
     if argv and len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])
     return parser.parse_args_into_dataclasses(args=argv)
