@@ -115,11 +115,12 @@ def main(argv=None):
             results[name] = time_setting(model, prompts, args.new_bytes, dict(SETTINGS[name]))
     block = model.config.diffusion_block_size or 4
     for name, r in results.items():
-        print(f"{name}: {r['ms_per_byte']:.3f} ms per byte ({results['ar']['ms_per_byte'] / r['ms_per_byte']:.2f}x AR), "
+        speedup = results["ar"]["ms_per_byte"] / r["ms_per_byte"]
+        print(f"{name}: {r['ms_per_byte']:.3f} ms per byte ({speedup:.2f}x AR), "
               f"{r['global_passes_per_byte']:.3f} global passes per byte")
         for part, v in r["parts"].items():
-            extra = "".join(f", {v[k]:.3f} {k.replace('_', ' ')}" for k in ("calls_per_byte", "ms_per_call", "ms_per_pass")
-                            if k in v)
+            keys = [k for k in ("calls_per_byte", "ms_per_call", "ms_per_pass") if k in v]
+            extra = "".join(f", {v[k]:.3f} {k.replace('_', ' ')}" for k in keys)
             print(f"    {part:28s} {v['ms_per_byte']:.3f} ms per byte{extra}")
         if "block_logits (first pass)" in r["parts"]:
             r["ceiling"] = best = ceiling(results["ar"], r, block)

@@ -112,7 +112,8 @@ def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_byte
     assert (out.accepted_bytes <= out.drafted_bytes).all()
     if recorder is not None:  # the pending byte opens each draft; the draft ends at its first MASK
         mask_id = model.config.mask_token_id
-        finals = [value[0].tolist() for value, masked, _ in recorder.drafts if not masked.any()]  # each draft's last pass
+        # each draft as its last pass left it
+        finals = [value[0].tolist() for value, masked, _ in recorder.drafts if not masked.any()]
         drafted = sum((d[1:] + [mask_id]).index(mask_id) for d in finals)
         assert out.drafted_bytes.item() == drafted
 

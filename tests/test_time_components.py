@@ -1,4 +1,4 @@
-"""benchmarks/time_components.py: its clock counts exactly the passes generate() counts, and leaves nothing installed."""
+"""benchmarks/time_components.py: its clock counts the passes generate() counts, and uninstalls itself."""
 
 import pytest
 import torch
