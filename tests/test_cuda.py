@@ -55,15 +55,19 @@ def test_training_step_on_cuda():
 
 @pytest.mark.parametrize("decoding", ["autoregressive", "diffusion"])
 def test_static_cache_compiles_by_default_on_cuda_and_equals_eager(decoding):
-    """On CUDA a static cache compiles the steps (CompileConfig(): CUDA graphs); same bytes as the dynamic cache."""
+    """On CUDA a static cache compiles the steps (CompileConfig(): CUDA graphs); same bytes as the dynamic cache,
+    eager (disable_compile=True) and compiled."""
     model, ids = cuda_model(torch.float32), random_ids(2, 8, seed=6).cuda()
     eager = greedy(model, ids, decoding)
+    static = greedy(model, ids, decoding, cache_implementation="static", max_cache_len=128, disable_compile=True)
     torch._dynamo.reset()
     compiled = greedy(model, ids, decoding, cache_implementation="static", max_cache_len=128)
     again = greedy(model, random_ids(2, 11, seed=7).cuda(), decoding, cache_implementation="static",
                    max_cache_len=128)  # another prompt length: the same graphs, replayed
     torch._dynamo.reset()
-    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+    # Two steps, so a failure says which one differs: the static cache itself, or compiling it.
+    torch.testing.assert_close(static, eager, rtol=0, atol=0, msg=lambda m: f"static cache, eager: {m}")
+    torch.testing.assert_close(compiled, static, rtol=0, atol=0, msg=lambda m: f"static cache, compiled: {m}")
     assert again.shape == (2, 11 + 24)
 
 
