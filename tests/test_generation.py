@@ -11,6 +11,7 @@ from transformers import (LogitsProcessorList, MinNewTokensLengthLogitsProcessor
                           NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor)
 from conftest import DraftRecorder, hf_pair, random_ids, sharpen_patcher, tiny_blt_fields
 
+import blt_hf.generation_fast_blt as generation
 from blt_hf import FastBltConfig, FastBltForCausalLM, masks, sampling
 from blt_hf.sampling import entropy
 
@@ -98,24 +99,47 @@ def test_diffusion_verify_equals_ar(model, block_size, unmasking):
     torch.testing.assert_close(out, greedy(model, ids, 20), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("batch", [1, 2])
-def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_bytes(batch):
+def drafted_by_streamer(model, ids, n, **kw):
+    """(output, bytes drafted as a streamer sees the drafts: each one's last pass, up to its first MASK)."""
+    recorder, mask_id = DraftRecorder(), model.config.mask_token_id
+    out = model.generate(ids, max_new_tokens=n, do_sample=False, streamer=recorder, **kw)
+    finals = [value[0].tolist() for value, masked, _ in recorder.drafts if not masked.any()]
+    return out, sum((d[1:] + [mask_id]).index(mask_id) for d in finals)  # d[0]: the pending byte
+
+
+def test_diffusion_verify_with_cut_blocks_equals_ar_and_counts_only_drafted_bytes(monkeypatch):
     """unmasking_fallback="end_block" ends a draft before its first undecided byte: BLT-DV still writes AR's
-    bytes, and the bytes after the cut (MASK) are not counted as drafted."""
-    model, ids = make_model(sharpen_head=4.0), random_ids(batch, 11, seed=7)
+    bytes, only the bytes before each cut count as drafted, and verification runs over no column that no
+    running row drafted (a row stopped by EOS drafts nothing)."""
+    model, ids = make_model(sharpen_head=4.0), random_ids(3, 11, seed=7)
     kw = dict(decoding="diffusion_verify", unmasking_fallback="end_block", confidence_threshold=0.5,
               return_dict_in_generate=True)
-    recorder = DraftRecorder() if batch == 1 else None
-    out = greedy(model, ids, 24, streamer=recorder, **kw)
-    torch.testing.assert_close(out.sequences, greedy(model, ids, 24), rtol=0, atol=0)
+    one, drafted = drafted_by_streamer(model, ids[1:2], 24, eos_token_id=None, **kw)  # a streamer's view, batch 1
+    assert one.drafted_bytes.item() == drafted
+    calls, denoise, verify = [], generation.denoise, generation.verify
+
+    def recording_denoise(*args, **kwargs):  # denoise(model, st, o, block, masked, q_clean, counters, active, ...)
+        block, keep = denoise(*args, **kwargs)
+        calls.append(("draft", (keep - 1) * args[7]))  # a draft keeps the pending byte + keep - 1 drafted bytes
+        return block, keep
+
+    def recording_verify(m, st, o, chunk, counters, active, *rest):
+        calls.append(("verify", chunk.clone(), active.clone()))
+        return verify(m, st, o, chunk, counters, active, *rest)
+
+    monkeypatch.setattr(generation, "denoise", recording_denoise)
+    monkeypatch.setattr(generation, "verify", recording_verify)
+    eos = int(greedy(model, ids, 24)[0, 11 + 5])  # row 0 stops at its sixth new byte (others where they write it)
+    out = model.generate(ids, max_new_tokens=24, do_sample=False, eos_token_id=eos, **kw)
+    ar = model.generate(ids, max_new_tokens=24, do_sample=False, eos_token_id=eos, decoding="autoregressive")
+    torch.testing.assert_close(out.sequences, ar, rtol=0, atol=0)
+    assert (out.sequences[0, 11 + 6:] == model.config.pad_token_id).all() and out.sequences.shape[1] > 11 + 6
     assert ((out.drafted_bytes > 0) & (out.drafted_bytes < out.cycles * 4)).all(), "drafts, some of them cut"
     assert (out.accepted_bytes <= out.drafted_bytes).all()
-    if recorder is not None:  # the pending byte opens each draft; the draft ends at its first MASK
-        mask_id = model.config.mask_token_id
-        # each draft as its last pass left it
-        finals = [value[0].tolist() for value, masked, _ in recorder.drafts if not masked.any()]
-        drafted = sum((d[1:] + [mask_id]).index(mask_id) for d in finals)
-        assert out.drafted_bytes.item() == drafted
+    assert torch.equal(out.drafted_bytes, sum(c[1] for c in calls if c[0] == "draft"))
+    mask_id = model.config.mask_token_id
+    for _, chunk, active in (c for c in calls if c[0] == "verify"):  # the last column: a running row's draft
+        assert chunk.shape[1] == 1 or (active & (chunk[:, -1] != mask_id)).any()
 
 
 # ----------------------------------------------------------------------------- BLT-D

@@ -54,7 +54,8 @@ from .sampling import entropy, first_true, process_logits, sample, select_positi
 #   per cycle k + 1 decoder calls and <= 1 global call. BLT-DV drafts a block of B + 1 positions:
 #   the pending (already verified) byte, known, then B new bytes (the paper's B drafted bytes after
 #   the correction byte); it verifies them the same way; the draft's forced patch boundary is undone
-#   before verification, so outputs equal AR under greedy decoding.
+#   before verification, so outputs equal AR under greedy decoding. A draft cut by "end_block" drafts
+#   only the bytes before its cut, and verification runs over as many columns as the longest draft.
 # - Unmasking: confidence = probability of the chosen byte; entropy bound on the plain sum;
 #   ties go to the leftmost position. Sampling uses torch's global RNG (seeded runs repeat).
 # - Host syncs: one per step to decide whether the global model runs (two when it does), one per
@@ -415,7 +416,8 @@ def append(model, st, ids, valid, counters=None, active=None):
 
 def encode_bytes(model, st, ids, valid):
     """append's tensor work: writes the bytes' fields, caches and encoder states at columns past `length`
-    (no host state: it compiles to one graph per chunk size) -> the chunk's causal mask."""
+    (no host state: it compiles to one graph per chunk size; BLT-DV's cut drafts give up to B + 1 sizes)
+    -> the chunk's causal mask."""
     c, Q, t = model.config, ids.shape[1], st.tail()
     cols = st.length[:, None] + torch.arange(Q, device=ids.device)
     pos = write_bytes(st, cols, ids, valid, t)
@@ -709,7 +711,7 @@ def decode_speculative(model, st, o, tr, counters, logits, diffusion: bool):
 
 def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None):
     """BLT-DV draft: a block of `size` (default block_size + 1) that starts at the pending byte (known,
-    so unmasked), then the bytes to draft -> (B, size)."""
+    so unmasked), then the bytes to draft -> (B, <= size): as wide as the longest draft of a running row."""
     size = size or o.block_size + 1
     saved = force_boundary(st)
     run_global(model, st, active, counters)
@@ -719,8 +721,9 @@ def diffusion_draft(model, st, o, tok, counters, active, on_pass=None, size=None
     block, keep = denoise(model, st, o, block, masked, 0, counters, active, on_pass)
     restore_boundary(st, saved)  # verification uses the model's own patches
     # A cut block (unmasking_fallback="end_block") ends before its first undecided byte: MASK from there on
-    # (never matched, so verification stops there, and not counted as drafted); columns no row drafted are
-    # dropped, so verification does not run over them.
+    # (never matched, so verification stops there, and not counted as drafted); columns no running row
+    # drafted are dropped, so verification does not run over them.
+    keep = torch.where(active, keep, 1)  # a row that has stopped drafts nothing
     block = torch.where(torch.arange(size, device=tok.device) < keep[:, None], block, model.config.mask_token_id)
     return block[:, : int(keep.max())]
 
