@@ -59,7 +59,8 @@ from .sampling import entropy, first_true, process_logits, sample, select_positi
 # - Unmasking: confidence = probability of the chosen byte; entropy bound on the plain sum;
 #   ties go to the leftmost position. Sampling uses torch's global RNG (seeded runs repeat).
 # - Host syncs: one per step to decide whether the global model runs (two when it does), one per
-#   denoising pass, one per BLT-S/DV cycle (row lengths), one per commit for stopping.
+#   denoising pass, one per BLT-S/DV cycle (row lengths) and one more per BLT-DV cycle (the draft's
+#   width), one per commit for stopping.
 
 logger = logging.getLogger(__name__)
 # generate() arguments that are not generation-config fields: the rest are FastBltGenerationConfig's.
